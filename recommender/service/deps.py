@@ -1,0 +1,73 @@
+"""FastAPI dependencies and their ``Annotated`` aliases (``SessionDep``, ``AdminDep``, ...)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+from sqlalchemy.orm import Session
+
+from .runtime import Runtime
+from .settings import Settings, get_settings
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; whatever the route did not commit is rolled back."""
+    with request.app.state.runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_admin(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """``Authorization: Bearer <RECOMMENDER_ADMIN_TOKEN>``; 403 when no token is configured."""
+    if not settings.admin_token:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "admin routes are disabled: set RECOMMENDER_ADMIN_TOKEN to enable them",
+        )
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), settings.admin_token.encode()
+    ):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or wrong admin token: send Authorization: Bearer <RECOMMENDER_ADMIN_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> None:
+    """When ``RECOMMENDER_API_KEYS`` is set, the /v1 routes need one of them in X-API-Key."""
+    if not settings.api_keys:
+        return
+    given = (x_api_key or "").encode()
+    if not any(hmac.compare_digest(given, key.encode()) for key in settings.api_keys):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or unknown API key: send X-API-Key (see RECOMMENDER_API_KEYS)",
+        )
+
+
+ApiKeyDep = Depends(require_api_key)

@@ -1,0 +1,49 @@
+"""The catalogue: titles and JSON metadata, one item or many."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+
+from recommender import store
+
+from ..deps import ApiKeyDep, SessionDep
+from ..schemas import ItemBatch, ItemIn, ItemOut, Received
+
+router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[ApiKeyDep])
+
+ItemId = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+def _out(item: store.Item) -> ItemOut:
+    return ItemOut(item_id=item.item_id, title=item.title, metadata=item.meta)
+
+
+@router.put("/{item_id}", response_model=ItemOut)
+def put_item(item_id: ItemId, body: ItemIn, session: SessionDep) -> ItemOut:
+    """Create or replace one item's title and metadata."""
+    store.upsert_items(
+        session, items=[store.ItemRow(item_id, title=body.title, metadata=body.metadata)]
+    )
+    session.commit()
+    return ItemOut(item_id=item_id, title=body.title, metadata=body.metadata)
+
+
+@router.post("", response_model=Received)
+def post_items(body: ItemBatch, session: SessionDep) -> Received:
+    """Create or replace up to 10,000 items at once (all or nothing)."""
+    count = store.upsert_items(
+        session,
+        items=[store.ItemRow(i.item_id, title=i.title, metadata=i.metadata) for i in body.items],
+    )
+    session.commit()
+    return Received(received=count)
+
+
+@router.get("/{item_id}", response_model=ItemOut)
+def get_item(item_id: ItemId, session: SessionDep) -> ItemOut:
+    item = store.get_item(session, item_id=item_id)
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
+    return _out(item)

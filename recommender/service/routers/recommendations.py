@@ -1,0 +1,114 @@
+"""Recommendations and like-probabilities, from the user's current ratings (fold-in)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from recommender import store
+
+from ..deps import ApiKeyDep, RuntimeDep, SessionDep, SettingsDep
+from ..errors import FieldError
+from ..schemas import (
+    AnonymousRequest,
+    Prediction,
+    Predictions,
+    Recommendations,
+    ScoredItem,
+)
+from ..serving import Recommendation, recommend
+from ..validation import check_rating_scale
+
+router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[ApiKeyDep])
+
+UserId = Annotated[str, Path(min_length=1, max_length=128)]
+K = Annotated[int, Query(ge=1, le=1000, description="How many items to return.")]
+MAX_PREDICTION_ITEMS = 1000
+
+
+def _response(session: SessionDep, user_id: str | None, result: Recommendation) -> Recommendations:
+    titles = store.item_titles(session, item_ids=[item for item, _ in result.items])
+    return Recommendations(
+        user_id=user_id,
+        model_version=result.model_version,
+        strategy=result.strategy,
+        items=[
+            ScoredItem(item_id=item, score=score, title=titles.get(item))
+            for item, score in result.items
+        ],
+    )
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=Recommendations,
+    response_model_exclude_none=True,
+)
+def user_recommendations(
+    user_id: UserId, session: SessionDep, runtime: RuntimeDep, k: K = 10
+) -> Recommendations:
+    """Top ``k`` items the user has not rated; ``strategy`` says how they were chosen."""
+    ratings = store.user_ratings(session, user_id=user_id)
+    result = recommend(
+        session, ratings=ratings, k=k, holder=runtime.models, popular=runtime.popular
+    )
+    runtime.metrics.recommendations.labels(strategy=result.strategy).inc()
+    return _response(session, user_id, result)
+
+
+@router.post("/recommendations", response_model=Recommendations, response_model_exclude_none=True)
+def anonymous_recommendations(
+    body: AnonymousRequest, session: SessionDep, runtime: RuntimeDep, settings: SettingsDep
+) -> Recommendations:
+    """Recommendations for a visitor without an account, from the ratings in the body."""
+    check_rating_scale(
+        ((f"ratings[{i}].rating", r.rating) for i, r in enumerate(body.ratings)), settings
+    )
+    ratings = {r.item_id: r.rating for r in body.ratings}
+    result = recommend(
+        session, ratings=ratings, k=body.k, holder=runtime.models, popular=runtime.popular
+    )
+    runtime.metrics.recommendations.labels(strategy=result.strategy).inc()
+    return _response(session, None, result)
+
+
+@router.get("/users/{user_id}/predictions", response_model=Predictions)
+def user_predictions(
+    user_id: UserId,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    item_ids: Annotated[str, Query(min_length=1, description="Comma-separated item ids.")],
+) -> Predictions:
+    """The probability that the user likes each item, from their current ratings."""
+    ids = [part.strip() for part in item_ids.split(",")]
+    if len(ids) > MAX_PREDICTION_ITEMS:
+        raise FieldError(
+            "item_ids",
+            f"<{len(ids)} ids>",
+            f"item_ids: at most {MAX_PREDICTION_ITEMS} ids per request. Received: {len(ids)} ids",
+        )
+    for position, item_id in enumerate(ids):
+        if not 1 <= len(item_id) <= 128:
+            raise FieldError(
+                f"item_ids[{position}]",
+                item_id,
+                f"item_ids[{position}]: ids must be 1-128 characters. "
+                f"Received: item_id={item_id[:200]!r} ({len(item_id)} characters)",
+            )
+    loaded = runtime.models.current
+    if loaded is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "no model has been trained yet: POST /v1/admin/retrain first",
+        )
+    ratings = store.user_ratings(session, user_id=user_id)
+    probabilities = loaded.model.predict_like(ratings, ids)
+    return Predictions(
+        user_id=user_id,
+        model_version=loaded.version,
+        items=[
+            Prediction(item_id=item, probability=None if p is None else float(p))
+            for item, p in zip(ids, probabilities, strict=True)
+        ],
+    )
