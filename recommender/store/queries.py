@@ -160,7 +160,7 @@ def decode_cursor(cursor: str) -> str:
     """The item id inside ``cursor``; ``ValueError`` naming the cursor when it is not one."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
+        return base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValueError(
             f"cursor is not a cursor this API returned. Received: cursor={cursor!r}"

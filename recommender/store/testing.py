@@ -67,3 +67,36 @@ def create_sqlite_database(directory: Path, *, migrate: bool = True) -> str:
     if migrate:
         upgrade_database(url)
     return url
+
+
+def require_postgres() -> None:
+    """Skip the calling test when PostgreSQL is unreachable, or fail it when
+    ``RECOMMENDER_REQUIRE_POSTGRES=1`` (CI) says the server must be there."""
+    import pytest
+
+    reason = postgres_unreachable_reason()
+    if reason is None:
+        return
+    message = f"PostgreSQL unreachable at {postgres_server_url()}: {reason}"
+    if os.environ.get("RECOMMENDER_REQUIRE_POSTGRES") == "1":
+        pytest.fail(message + " (RECOMMENDER_REQUIRE_POSTGRES=1)", pytrace=False)
+    pytest.skip(message)
+
+
+TABLES_CHILD_FIRST = ("active_model", "model_versions", "training_jobs", "items", "ratings")
+
+
+def clear_database(url: str) -> None:
+    """Empty every table (between tests; the schema stays)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(
+                    text(f"TRUNCATE {', '.join(TABLES_CHILD_FIRST)} RESTART IDENTITY CASCADE")
+                )
+            else:
+                for table in TABLES_CHILD_FIRST:
+                    connection.execute(text(f"DELETE FROM {table}"))
+    finally:
+        engine.dispose()
