@@ -37,11 +37,19 @@ class JobCancelledError(RuntimeError):
     """The worker is shutting down; the running job is failed so it can be queued again."""
 
 
-def rbm_config(overrides: Mapping[str, Any], *, like_threshold: float) -> Any:
-    """An ``RBMConfig`` from JSON overrides; :class:`FieldError` naming a bad field or value."""
+def rbm_config(overrides: Mapping[str, Any], *, settings: Settings) -> Any:
+    """An ``RBMConfig`` from JSON overrides; :class:`FieldError` naming a bad field or value.
+
+    The rating scale and like threshold come from the service settings unless overridden.
+    """
     from recommender.rbm import RBMConfig
 
     known = {f.name for f in dataclasses.fields(RBMConfig)}
+    service_defaults = {
+        "like_threshold": settings.like_threshold,
+        "rating_min": settings.rating_min,
+        "rating_max": settings.rating_max,
+    }
     for name, value in overrides.items():
         if name not in known:
             raise FieldError(
@@ -51,7 +59,7 @@ def rbm_config(overrides: Mapping[str, Any], *, like_threshold: float) -> Any:
                 f"Received: {name}={value!r}",
                 kind="extra_forbidden",
             )
-    values = {"like_threshold": like_threshold, **overrides}
+    values = {k: v for k, v in service_defaults.items() if k in known} | dict(overrides)
     try:
         return RBMConfig(**values)
     except (TypeError, ValueError) as exc:
@@ -188,7 +196,7 @@ class JobWorker:
 
         settings = self.settings
         overrides = {**settings.train_config, **(params.get("config") or {})}
-        config = rbm_config(overrides, like_threshold=settings.like_threshold)
+        config = rbm_config(overrides, settings=settings)
         test_fraction = params.get("test_fraction") or settings.test_fraction
 
         with self._sessions() as session:

@@ -34,7 +34,7 @@ def retrain(
     ``config`` overrides RBMConfig fields; they are validated now, not when the job runs.
     """
     body = body or RetrainRequest()
-    rbm_config({**settings.train_config, **body.config}, like_threshold=settings.like_threshold)
+    rbm_config({**settings.train_config, **body.config}, settings=settings)
     params: dict = {"config": body.config}
     if body.test_fraction is not None:
         params["test_fraction"] = body.test_fraction
