@@ -1,0 +1,147 @@
+"""The evaluation protocol of ``../shared/data/README.md``, for the RBM and the baselines.
+
+Per user, a seeded random 75/25 split; models see the 75 %; top-k lists exclude the user's
+training items; every held-out item is relevant whatever its rating. Like/dislike accuracy is
+measured on the held-out ratings of items the model knows (rating >= threshold is "liked").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.ratings import Ratings, deduplicate, split_per_user
+from ..rbm.model import N_STATES, RBMRecommender
+from .metrics import like_accuracy, ranking_metrics
+
+METRICS = ("precision", "recall", "ndcg", "map")
+
+
+def _relevance(model: RBMRecommender, train: Ratings, test: Ratings):
+    """Dense per-batch helpers: CSR of training and test data over the model's items."""
+    users = sorted(set(train.users.tolist()) | set(test.users.tolist()))
+    index = {u: i for i, u in enumerate(users)}
+    train_sparse, _ = model.encode(train, index)
+    test_sparse, _ = model.encode(test, index)
+    return users, train_sparse, test_sparse
+
+
+@torch.no_grad()
+def evaluate_model(model: RBMRecommender, train: Ratings, test: Ratings, k: int = 10,
+                   batch_size: int = 512) -> dict[str, float]:
+    """Ranking metrics at ``k``, like/dislike accuracy and catalog coverage of the RBM."""
+    _, train_sparse, test_sparse = _relevance(model, train, test)
+    sums = dict.fromkeys(METRICS, 0.0)
+    n_users = 0
+    recommended = torch.zeros(model.n_items, dtype=torch.bool, device=model.device)
+    p_like_all, liked_all = [], []
+    rows_all = torch.nonzero(test_sparse.indptr[1:] > test_sparse.indptr[:-1]).flatten()
+    for start in range(0, rows_all.numel(), batch_size):
+        rows = rows_all[start:start + batch_size]
+        x = train_sparse.dense(rows)
+        xt = test_sparse.dense(rows).view(rows.numel(), -1, N_STATES)
+        probs = model._state_probs(x)  # (users, items, 2)
+        scores = probs.sum(dim=-1)
+        rated = x.view(rows.numel(), -1, N_STATES).sum(dim=-1) > 0
+        scores = scores.masked_fill(rated, float("-inf"))
+        top = scores.topk(min(k, model.n_items), dim=1).indices
+        relevant = xt.sum(dim=-1) > 0
+        m = ranking_metrics(top, relevant)
+        for key in METRICS:
+            sums[key] += float(m[key].sum())
+        n_users += rows.numel()
+        recommended[top.flatten()] = True
+        p_like = probs[..., 1] / probs.sum(dim=-1)
+        p_like_all.append(p_like[relevant])
+        liked_all.append(xt[..., 1][relevant])
+    out = {key: sums[key] / max(n_users, 1) for key in METRICS}
+    out["like_accuracy"] = like_accuracy(torch.cat(p_like_all), torch.cat(liked_all))
+    out["coverage"] = float(recommended.float().mean())
+    out["users"] = n_users
+    return out
+
+
+def evaluate_popularity(train: Ratings, test: Ratings, k: int = 10,
+                        like_threshold: float = 4.0) -> dict[str, float]:
+    """The most-popular baseline: items ranked by training rating count, same protocol.
+
+    Its like/dislike prediction is the item's training like-rate (>= 0.5 means "liked").
+    """
+    items = sorted(set(train.items.tolist()) | set(test.items.tolist()))
+    item_index = {x: j for j, x in enumerate(items)}
+    users = sorted(set(test.users.tolist()))
+    user_index = {u: i for i, u in enumerate(users)}
+    n_items = len(items)
+    tr_items = np.array([item_index[x] for x in train.items])
+    counts = np.bincount(tr_items, minlength=n_items).astype(np.float64)
+    likes = np.bincount(tr_items, weights=(train.values >= like_threshold), minlength=n_items)
+    like_rate = np.where(counts > 0, likes / np.maximum(counts, 1), 0.5)
+    seen = torch.zeros(len(users), n_items, dtype=torch.bool)
+    relevant = torch.zeros(len(users), n_items, dtype=torch.bool)
+    tr_rows = [user_index.get(u, -1) for u in train.users]
+    for r, j in zip(tr_rows, tr_items, strict=True):
+        if r >= 0:
+            seen[r, j] = True
+    te_rows = torch.tensor([user_index[u] for u in test.users])
+    te_items = torch.tensor([item_index[x] for x in test.items])
+    relevant[te_rows, te_items] = True
+    scores = torch.from_numpy(counts).expand(len(users), -1).clone()
+    scores = scores.masked_fill(seen, float("-inf"))
+    top = scores.topk(min(k, n_items), dim=1).indices
+    m = ranking_metrics(top, relevant)
+    out = {key: float(m[key].mean()) for key in METRICS}
+    p_like = torch.from_numpy(like_rate)[te_items]
+    out["like_accuracy"] = like_accuracy(p_like, torch.from_numpy(test.values >= like_threshold))
+    out["coverage"] = float(len(torch.unique(top)) / n_items)
+    out["users"] = len(users)
+    return out
+
+
+def run_protocol(ratings: Ratings, *, k: int = 10, test_fraction: float = 0.25, seed: int = 42,
+                 config: Any = None, verbose: int = 1) -> dict[str, Any]:
+    """Split, train the RBM on the training part, evaluate it and the popularity baseline."""
+    from ..rbm.config import RBMConfig
+
+    config = config or RBMConfig()
+    ratings = deduplicate(ratings)
+    train, test = split_per_user(ratings, test_fraction=test_fraction, seed=seed)
+    model = RBMRecommender(config)
+    started = time.perf_counter()
+    model.fit(train, verbose=verbose)
+    seconds = time.perf_counter() - started
+    rbm = evaluate_model(model, train, test, k=k)
+    rbm["train_seconds"] = seconds
+    pop = evaluate_popularity(train, test, k=k, like_threshold=config.like_threshold)
+    pop["train_seconds"] = 0.0
+    return {
+        "k": k,
+        "data": {"ratings": len(ratings), "users": ratings.n_users, "items": ratings.n_items,
+                 "train": len(train), "test": len(test), "seed": seed},
+        "config": config.to_dict(),
+        "models": {"rbm": rbm, "popularity": pop},
+        "device": str(model.device),
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """One table, the RBM beside the popularity baseline."""
+    k = result["k"]
+    header = ["model", f"P@{k}", f"R@{k}", f"nDCG@{k}", f"MAP@{k}", "like acc", "coverage",
+              "train s"]
+    rows = []
+    for name, m in result["models"].items():
+        rows.append([name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['ndcg']:.3f}",
+                     f"{m['map']:.3f}", f"{m['like_accuracy']:.3f}", f"{m['coverage']:.3f}",
+                     f"{m['train_seconds']:.1f}"])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    for r in rows:
+        lines.append(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    d = result["data"]
+    lines.append(f"({d['ratings']} ratings, {d['users']} users, {d['items']} items; "
+                 f"per-user 75/25 split, seed {d['seed']}; device {result['device']})")
+    return "\n".join(lines)
