@@ -9,6 +9,7 @@ The same loop runs in a thread of the serving process (default) or as ``recommen
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -82,12 +83,14 @@ class JobWorker:
         *,
         metrics: ServiceMetrics | None = None,
         on_model_ready: Callable[[str], None] | None = None,
+        on_epoch: Callable[[int, int, Mapping[str, float]], None] | None = None,
         worker_id: str | None = None,
     ) -> None:
         self._sessions = session_factory
         self.settings = settings
         self.metrics = metrics
         self.on_model_ready = on_model_ready
+        self.on_epoch = on_epoch  # e.g. a terminal progress bar
         self.worker_id = worker_id or worker_identity()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -208,16 +211,18 @@ class JobWorker:
             )
         train, test = split_per_user(ratings, test_fraction=test_fraction, seed=config.seed)
 
-        def on_epoch(epoch: int, epochs: int, _logs: Mapping[str, float]) -> None:
+        def on_epoch(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
             if self._stop.is_set():
                 raise JobCancelledError("the worker shut down during training; queue it again")
             with self._sessions() as session:
                 store.record_progress(session, job_id=job_id, epoch=epoch, epochs=epochs)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, epochs, logs)
 
         with self._sessions() as session:
             store.record_progress(session, job_id=job_id, epoch=0, epochs=config.epochs)
         model = RBMRecommender(config)
-        model.fit(train, on_epoch=on_epoch)
+        model.fit(train, verbose=0, on_epoch=on_epoch)
         metrics = _finite(evaluate_model(model, train, test, k=settings.eval_k))
 
         version = store.new_version_name(job_id)
@@ -288,17 +293,12 @@ def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _json_safe(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Config values as JSON: numbers, strings, booleans and None kept, the rest as text."""
+    """Config values as JSON: anything ``json`` can write (finite) kept, the rest as text."""
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if value is None or isinstance(value, bool | int | str):
-            out[name] = value
-        elif isinstance(value, float):
-            out[name] = value if math.isfinite(value) else str(value)
-        elif isinstance(value, list | tuple) and all(
-            isinstance(v, int | float | str) for v in value
-        ):
-            out[name] = list(value)
-        else:
-            out[name] = repr(value)
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            value = repr(value)
+        out[name] = list(value) if isinstance(value, tuple) else value
     return out

@@ -1,0 +1,359 @@
+"""The ``recommender`` command line: one Typer app (``recommender --help``).
+
+serve, worker, db upgrade, import, demo (and the engine's train / evaluate commands).
+Configuration comes from the ``RECOMMENDER_*`` environment variables (see
+:class:`recommender.service.Settings`); options given here win.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="recommender",
+    help="RBM recommender: HTTP service, training worker, data import, demo.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+IMPORT_BATCH = 10_000  # ratings per upsert statement (the HTTP batch limit, too)
+
+
+def _settings(**changes: Any) -> Any:
+    from recommender.service import Settings
+
+    changes = {name: value for name, value in changes.items() if value is not None}
+    return Settings(**changes)
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Overrides RECOMMENDER_DATABASE_URL.", show_default=False),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# db
+# --------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: DatabaseOption = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the schema (idempotent)."""
+    from recommender.store import upgrade_database
+
+    settings = _settings(database_url=database_url)
+    upgrade_database(settings.database_url, revision)
+    typer.echo(f"database at revision {revision}: {_redact(settings.database_url)}")
+
+
+# --------------------------------------------------------------------------------------------
+# serve / worker
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Run the migrations before serving.")] = True,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Serve the HTTP API (uvicorn). Settings come from RECOMMENDER_* variables."""
+    import os
+
+    import uvicorn
+
+    from recommender.store import upgrade_database
+
+    settings = _settings(database_url=database_url)
+    if database_url:
+        os.environ["RECOMMENDER_DATABASE_URL"] = database_url  # worker processes read it
+    if migrate:
+        upgrade_database(settings.database_url)
+    uvicorn.run(
+        "recommender.service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(
+    database_url: DatabaseOption = None,
+    once: Annotated[bool, typer.Option(help="Run at most one queued job, then exit.")] = False,
+) -> None:
+    """Run training jobs from the queue (several workers may share one PostgreSQL)."""
+    from recommender.service.jobs import JobWorker
+    from recommender.store import make_engine, make_session_factory
+
+    _logging()
+    settings = _settings(database_url=database_url)
+    engine = make_engine(settings.database_url, busy_timeout_s=settings.db_timeout_s)
+    job_worker = JobWorker(make_session_factory(engine), settings)
+    try:
+        if once:
+            job_worker.sweep_stale_jobs()
+            ran = job_worker.run_once()
+            typer.echo("ran one job" if ran else "no queued job")
+            return
+        stop = threading.Event()
+
+        def _stop(_signum: int, _frame: Any) -> None:
+            typer.echo("stopping after the current epoch...")
+            stop.set()
+            job_worker.stop(timeout=0)
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        job_worker.start()
+        typer.echo(f"worker {job_worker.worker_id} waiting for jobs (Ctrl-C to stop)")
+        stop.wait()
+        job_worker.stop()
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# import
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_ratings(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="u.data, ratings.csv, ratings.dat or a CSV user,item,rating[,timestamp].",
+        ),
+    ],
+    database_url: DatabaseOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=IMPORT_BATCH)] = IMPORT_BATCH,
+) -> None:
+    """Load ratings (and the titles next to them) into the store; re-importing is harmless."""
+    from recommender.data import read_ratings
+    from recommender.store import upgrade_database
+
+    settings = _settings(database_url=database_url)
+    upgrade_database(settings.database_url)
+    ratings = read_ratings(path)
+    titles = _read_titles(path)
+    written, items = _load(settings.database_url, ratings, titles, batch_size, show_progress=True)
+    typer.echo(f"imported {written} ratings and {items} item titles from {path}")
+
+
+def _read_titles(path: Path) -> dict[str, str]:
+    from recommender.data import read_item_titles
+
+    return read_item_titles(path)
+
+
+def _batches(ratings: Any, size: int) -> Iterator[list[Any]]:
+    from recommender.store import RatingRow
+
+    for start in range(0, len(ratings), size):
+        stop = start + size
+        yield [
+            RatingRow(str(u), str(i), float(v), int(t))
+            for u, i, v, t in zip(
+                ratings.users[start:stop],
+                ratings.items[start:stop],
+                ratings.values[start:stop],
+                ratings.timestamps[start:stop],
+                strict=True,
+            )
+        ]
+
+
+def _load(
+    database_url: str,
+    ratings: Any,
+    titles: dict[str, str],
+    batch_size: int,
+    *,
+    show_progress: bool,
+) -> tuple[int, int]:
+    """Upsert ``ratings`` batch by batch (each its own transaction) and ``titles``."""
+    from recommender.store import (
+        ItemRow,
+        make_engine,
+        make_session_factory,
+        upsert_items,
+        upsert_ratings,
+    )
+
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    written = 0
+    try:
+        with typer.progressbar(
+            length=len(ratings), label="ratings", hidden=not show_progress
+        ) as bar:
+            for batch in _batches(ratings, batch_size):
+                with sessions() as session:
+                    upsert_ratings(session, ratings=batch)
+                    session.commit()
+                written += len(batch)
+                bar.update(len(batch))
+        rows = [ItemRow(item_id, title) for item_id, title in titles.items()]
+        for start in range(0, len(rows), IMPORT_BATCH):
+            with sessions() as session:
+                upsert_items(session, items=rows[start : start + IMPORT_BATCH])
+                session.commit()
+    finally:
+        engine.dispose()
+    return written, len(titles)
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    movielens: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, file_okay=False, help="A MovieLens folder (u.data, ratings.csv/.dat)."
+        ),
+    ] = None,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo database and models go.")
+    ] = Path("./recommender-demo"),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs.")] = None,
+    n_hidden: Annotated[int | None, typer.Option(min=1, help="Hidden units.")] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the server after training.")
+    ] = True,
+) -> None:
+    """SQLite store + ratings (generated, or MovieLens) + one training run + the server."""
+    from recommender.data import generate_ratings, read_ratings
+    from recommender.service.jobs import JobWorker
+    from recommender.store import (
+        enqueue_job,
+        get_job,
+        make_engine,
+        make_session_factory,
+        upgrade_database,
+    )
+
+    directory.mkdir(parents=True, exist_ok=True)
+    admin_token = secrets.token_urlsafe(18)
+    train_config: dict[str, Any] = {}
+    if epochs is not None:
+        train_config["epochs"] = epochs
+    if n_hidden is not None:
+        train_config["n_hidden"] = n_hidden
+    settings = _settings(
+        database_url=f"sqlite:///{(directory / 'recommender.db').resolve()}",
+        model_dir=(directory / "models").resolve(),
+        admin_token=admin_token,
+        train_config=train_config,
+    )
+    upgrade_database(settings.database_url)
+
+    if movielens is not None:
+        source = next(
+            (
+                movielens / name
+                for name in ("u.data", "ratings.csv", "ratings.dat")
+                if (movielens / name).exists()
+            ),
+            None,
+        )
+        if source is None:
+            raise typer.BadParameter(
+                f"no u.data, ratings.csv or ratings.dat in the folder. Received: {movielens}",
+                param_hint="--movielens",
+            )
+        ratings, titles = read_ratings(source), _read_titles(source)
+        typer.echo(f"MovieLens: {len(ratings)} ratings from {source}")
+    else:
+        ratings, titles = generate_ratings(seed=0), {}
+        typer.echo(
+            f"generated {len(ratings)} ratings ({ratings.n_users} users, {ratings.n_items} items)"
+        )
+    _load(settings.database_url, ratings, titles, IMPORT_BATCH, show_progress=True)
+
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    try:
+        with sessions() as session:
+            job, _ = enqueue_job(session, params={})
+        with typer.progressbar(length=1, label="training") as bar:
+
+            def progress(epoch: int, total: int, _logs: Any) -> None:
+                bar.length = total
+                bar.update(1)
+
+            JobWorker(sessions, settings, on_epoch=progress).run_once()
+        with sessions() as session:
+            finished = get_job(session, job_id=job.id)
+            assert finished is not None
+            if finished.status != "succeeded":
+                typer.echo(f"training failed: {finished.error}", err=True)
+                raise typer.Exit(1)
+            metrics = finished.metrics or {}
+            version = finished.model_version
+    finally:
+        engine.dispose()
+    summary = ", ".join(f"{name}={value:.3f}" for name, value in metrics.items())
+    typer.echo(f"model {version} active; held-out {summary}")
+
+    base = f"http://{host}:{port}"
+    typer.echo(
+        "\n".join(
+            [
+                "",
+                f"admin token: {admin_token}",
+                f"  curl {base}/v1/users/{ratings.users[0]}/recommendations?k=5",
+                f"  curl -X POST {base}/v1/admin/retrain -H 'Authorization: Bearer {admin_token}'",
+                f"  docs: {base}/docs",
+            ]
+        )
+    )
+    if serve_after:
+        import uvicorn
+
+        from recommender.service import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,145 @@
+"""The ``recommender`` command line: db upgrade, import (idempotent), worker, demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+from typer.testing import CliRunner
+
+from recommender import store
+from recommender.cli import app
+from recommender.store import testing
+
+runner = CliRunner()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema yet) on each dialect."""
+    if request.param == "sqlite":
+        yield testing.create_sqlite_database(tmp_path, migrate=False)
+        return
+    testing.require_postgres()
+    url = testing.create_postgres_database(migrate=False)
+    try:
+        yield url
+    finally:
+        testing.drop_postgres_database(url)
+
+
+def _count(url: str) -> tuple[int, dict[str, str]]:
+    engine = store.make_engine(url)
+    try:
+        with store.make_session_factory(engine)() as session:
+            return store.count_ratings(session), store.item_titles(
+                session, item_ids=["1", "2", "3"]
+            )
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_creates_the_schema(fresh_url: str) -> None:
+    result = runner.invoke(app, ["db", "upgrade", "--database-url", fresh_url])
+    assert result.exit_code == 0, result.output
+    engine = store.make_engine(fresh_url)
+    try:
+        assert "ratings" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    assert runner.invoke(app, ["db", "upgrade", "--database-url", fresh_url]).exit_code == 0
+
+
+def test_import_movielens_u_data_with_titles_twice(fresh_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "ml" / "u.data"
+    data.parent.mkdir()
+    data.write_text("1\t1\t5\t881250949\n1\t2\t3\t881250950\n2\t1\t4\t881250951\n")
+    (data.parent / "u.item").write_text(
+        "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+        "2|GoldenEye (1995)|01-Jan-1995||http://x|0|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0|1|0|0\n",
+        encoding="latin-1",
+    )
+    for _ in range(2):  # re-importing changes nothing
+        result = runner.invoke(app, ["import", str(data), "--database-url", fresh_url])
+        assert result.exit_code == 0, result.output
+        assert "imported 3 ratings and 2 item titles" in result.output
+        assert _count(fresh_url) == (3, {"1": "Toy Story (1995)", "2": "GoldenEye (1995)"})
+
+
+def test_import_plain_csv(fresh_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "mine.csv"
+    data.write_text("user,item,rating\nalice,1,4\nbob,2,2.5\nalice,3,5\n")
+    result = runner.invoke(
+        app, ["import", str(data), "--database-url", fresh_url, "--batch-size", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _count(fresh_url) == (3, {})
+
+
+def test_import_of_a_missing_file_names_it(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["import", str(tmp_path / "nope.csv")])
+    assert result.exit_code != 0
+    assert "nope.csv" in result.output
+
+
+def test_worker_once_runs_the_queued_job(fresh_url: str, tmp_path: Path, monkeypatch) -> None:
+    from recommender.data import generate_ratings
+
+    store.upgrade_database(fresh_url)
+    ratings = generate_ratings(n_users=30, n_items=20, ratings_per_user=8, seed=1)
+    engine = store.make_engine(fresh_url)
+    try:
+        with store.make_session_factory(engine)() as session:
+            store.upsert_ratings(
+                session,
+                ratings=[
+                    store.RatingRow(u, i, float(v), int(t))
+                    for u, i, v, t in zip(
+                        ratings.users,
+                        ratings.items,
+                        ratings.values,
+                        ratings.timestamps,
+                        strict=True,
+                    )
+                ],
+            )
+            session.commit()
+            job, _ = store.enqueue_job(
+                session, params={"config": {"n_hidden": 8, "epochs": 2, "device": "cpu"}}
+            )
+        monkeypatch.setenv("RECOMMENDER_MODEL_DIR", str(tmp_path / "models"))
+        result = runner.invoke(app, ["worker", "--once", "--database-url", fresh_url])
+        assert result.exit_code == 0, result.output
+        assert "ran one job" in result.output
+        with store.make_session_factory(engine)() as session:
+            finished = store.get_job(session, job_id=job.id)
+            assert finished.status == "succeeded", finished.error
+            assert store.active_version(session) == finished.model_version
+        assert (tmp_path / "models" / finished.model_version).is_dir()
+    finally:
+        engine.dispose()
+
+
+def test_demo_trains_and_prints_the_admin_token(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["demo", "--dir", str(tmp_path / "demo"), "--epochs", "2", "--n-hidden", "8", "--no-serve"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "admin token: " in result.output
+    assert "active; held-out" in result.output
+    assert (tmp_path / "demo" / "recommender.db").exists()
+    assert any((tmp_path / "demo" / "models").iterdir())
+
+
+def test_python_dash_m_recommender_shows_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "recommender", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    for command in ("serve", "worker", "import", "demo", "db"):
+        assert command in result.stdout
