@@ -99,7 +99,7 @@ def validate_ratings(ratings: Ratings, *, rating_min: float = 1.0,
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(
-            f"rating must be a finite number. Received: rating={ratings.values[i]!r} "
+            f"rating must be a finite number. Received: rating={float(ratings.values[i])!r} "
             f"(user={ratings.users[i]!r}, item={ratings.items[i]!r}, row {i})"
         )
     out = (ratings.values < rating_min) | (ratings.values > rating_max)

@@ -21,6 +21,8 @@ class RBMConfig:
     # ... and a stronger l2 on the "preference" part, (W_like - W_dislike) / 2: the like/dislike
     # signal is sparse and over-fits long before the engagement signal does.
     preference_decay: float = 3e-2
+    # Apply preference_decay to deviations from each hidden unit's mean preference weight.
+    center_preference: bool = True
     # Weight of the conditional (textbook, unrated-masked) like/dislike CD term; 0 = off.
     conditional_weight: float = 0.0
     cd_k: int = 1
@@ -59,7 +61,8 @@ class RBMConfig:
             raise ValueError(f"momentum must be in [0, 1). Received: momentum={self.momentum!r}")
         if not 0 <= self.hidden_dropout < 1:
             raise ValueError(
-                f"hidden_dropout must be in [0, 1). Received: hidden_dropout={self.hidden_dropout!r}"
+                f"hidden_dropout must be in [0, 1). "
+                f"Received: hidden_dropout={self.hidden_dropout!r}"
             )
         if not self.rating_min < self.rating_max:
             raise ValueError(

@@ -45,7 +45,6 @@ from safetensors.torch import load_file, save_file
 from ..core import callbacks as callbacks_module
 from ..core import optimizers, regularizers
 from ..data.ratings import Ratings, deduplicate, validate_ratings
-from ..evaluation.metrics import ranking_metrics
 from . import functional as Fn
 from .config import RBMConfig
 
@@ -208,7 +207,15 @@ class RBMRecommender:
         engagement = (W3[:, 1] + W3[:, 0]) / 2
         preference = (W3[:, 1] - W3[:, 0]) / 2
         g_e = self._reg_engagement.gradient(engagement)
-        g_p = self._reg_preference.gradient(preference)
+        if self.config.center_preference:
+            # Only deviations from each hidden unit's mean preference weight pay the strong
+            # decay: a hidden unit may shift every item's like-odds alike (a user's overall
+            # taste) at the price of the weak engagement decay.
+            mean = preference.mean(dim=0, keepdim=True)  # (1, hidden)
+            g_p = (self._reg_preference.gradient(preference - mean)
+                   + self._reg_engagement.gradient(mean).expand_as(preference))
+        else:
+            g_p = self._reg_preference.gradient(preference)
         # d/dW_like = (g_e + g_p) / 2, d/dW_dislike = (g_e - g_p) / 2
         return torch.stack([(g_e - g_p) / 2, (g_e + g_p) / 2], dim=1).view_as(self.W)
 
@@ -349,6 +356,9 @@ class RBMRecommender:
     @torch.no_grad()
     def _validation_logs(self, data: SparseRatings, val: SparseRatings,
                          generator: torch.Generator) -> dict[str, float]:
+        # Imported here: evaluation depends on rbm, not the other way round.
+        from ..evaluation.metrics import ranking_metrics
+
         k = self.config.eval_k
         rows_with_val = torch.nonzero(val.indptr[1:] > val.indptr[:-1]).flatten()
         sums = {"precision": 0.0, "ndcg": 0.0}

@@ -1,0 +1,137 @@
+"""The RBM's mathematics against brute-force enumeration and hand computation."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from recommender.rbm import functional as Fn
+
+
+def _all_binary(n):
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def _all_ternary_indicators(n_units):
+    """All visible states of n ternary units as (2 indicator columns per unit)."""
+    one_hot = {0: [0.0, 0.0], 1: [1.0, 0.0], 2: [0.0, 1.0]}
+    rows = []
+    for states in itertools.product([0, 1, 2], repeat=n_units):
+        rows.append(sum((one_hot[s] for s in states), []))
+    return torch.tensor(rows)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _params(n_cols, n_hidden, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(n_cols, n_hidden, generator=g, dtype=torch.float64)
+    a = torch.randn(n_cols, generator=g, dtype=torch.float64)
+    b = torch.randn(n_hidden, generator=g, dtype=torch.float64)
+    return W, a, b
+
+
+@pytest.mark.parametrize("n_states", [1, 2])
+def test_conditionals_and_free_energy_match_brute_force(n_states):
+    """A 3-visible x 2-hidden RBM: every joint state enumerated."""
+    n_units, n_hidden = 3, 2
+    W, a, b = _params(n_units * n_states, n_hidden)
+    V = _all_binary(n_units) if n_states == 1 else _all_ternary_indicators(n_units)
+    H = _all_binary(n_hidden)
+    # E[v, h] for every pair: (n_v, n_h)
+    E = torch.stack([Fn.energy(V, h.expand(len(V), -1), W, a, b) for h in H], dim=1)
+    joint = torch.exp(-E)
+    joint = joint / joint.sum()
+
+    # p(h_j = 1 | v) from the joint table
+    p_v = joint.sum(dim=1, keepdim=True)
+    p_h_given_v = (joint / p_v) @ H  # (n_v, n_hidden)
+    torch.testing.assert_close(Fn.hidden_probs(V, W, b), p_h_given_v)
+
+    # p(visible columns | h): expectation of each indicator under p(v | h)
+    p_h = joint.sum(dim=0, keepdim=True)
+    p_cols_given_h = ((joint / p_h).t() @ V)  # (n_h, n_cols)
+    torch.testing.assert_close(Fn.visible_probs(H, W, a, n_states), p_cols_given_h)
+
+    # Free energy: F(v) = -log sum_h exp(-E(v, h))
+    F_brute = -torch.logsumexp(-E, dim=1)
+    torch.testing.assert_close(Fn.free_energy(V, W, a, b), F_brute)
+
+
+def test_energy_worked_example():
+    # E = -(v.a) - (h.b) - v W h with v=(1,0,1), h=(1,1)
+    W = torch.tensor([[0.5, -1.0], [2.0, 0.0], [0.25, 0.75]])
+    a = torch.tensor([0.1, 0.2, -0.3])
+    b = torch.tensor([-0.5, 0.4])
+    v = torch.tensor([[1.0, 0.0, 1.0]])
+    h = torch.tensor([[1.0, 1.0]])
+    expected = -(0.1 - 0.3) - (-0.5 + 0.4) - (0.5 - 1.0 + 0.25 + 0.75)
+    assert Fn.energy(v, h, W, a, b).item() == pytest.approx(expected)
+
+
+def test_cd1_update_by_hand():
+    """Saturated hidden unit (b=20) makes the chain deterministic: compute CD-1 by hand."""
+    W = torch.tensor([[1.0], [2.0]])
+    a = torch.tensor([0.1, -0.2])
+    b = torch.tensor([20.0])
+    x0 = torch.tensor([[1.0, 1.0]])
+    stats = Fn.cd_k(x0, W, a, b, k=1, n_states=1)
+    s1, s2 = 1 / (1 + math.exp(-1.1)), 1 / (1 + math.exp(-1.8))  # p(v=1 | h=1)
+    # dW = v0 p(h|v0) - vk p(h|vk) with both hidden probabilities = sigmoid(>=20) ~ 1
+    torch.testing.assert_close(stats.dW, torch.tensor([[1 - s1], [1 - s2]]), atol=1e-7, rtol=0)
+    torch.testing.assert_close(stats.da, torch.tensor([1 - s1, 1 - s2]))
+    torch.testing.assert_close(stats.db, torch.tensor([0.0]), atol=1e-7, rtol=0)
+    expected_rec = ((1 - s1) ** 2 + (1 - s2) ** 2) / 2
+    assert stats.reconstruction_error.item() == pytest.approx(expected_rec)
+
+
+def test_cd1_ternary_by_hand():
+    """One ternary unit, saturated hidden unit: p(states | h=1) = softmax([0, a0+w0, a1+w1])."""
+    W = torch.tensor([[0.5], [1.0]])  # columns: disliked, liked
+    a = torch.tensor([0.0, 0.2])
+    b = torch.tensor([25.0])
+    x0 = torch.tensor([[0.0, 1.0]])  # liked
+    stats = Fn.cd_k(x0, W, a, b, k=1, n_states=2)
+    z = torch.tensor([0.0, 0.5, 1.2])
+    p = torch.softmax(z, 0)[1:]
+    torch.testing.assert_close(stats.x_k[0], p)
+    torch.testing.assert_close(stats.dW[:, 0], x0[0] - p, atol=1e-7, rtol=0)
+
+
+def test_masked_units_receive_no_update_and_add_nothing():
+    W, a, b = _params(4, 3, seed=1)
+    x0 = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    g = torch.Generator().manual_seed(3)
+    stats = Fn.cd_k(x0, W, a, b, k=3, n_states=1, mask=mask, generator=g)
+    # Unit 3 is missing for both users: no weight or bias update at all.
+    assert torch.equal(stats.dW[3], torch.zeros(3))
+    assert stats.da[3].item() == 0.0
+    # Reconstructions are clamped to zero where masked.
+    assert torch.equal(stats.x_k * (1 - mask), torch.zeros_like(x0))
+    # A missing unit adds nothing to the hidden input, whatever its weight.
+    W2 = W.clone()
+    W2[3] += 100.0
+    torch.testing.assert_close(Fn.hidden_probs(x0 * mask, W2, b), Fn.hidden_probs(x0 * mask, W, b))
+
+
+def test_cd_k_rejects_bad_k():
+    W, a, b = _params(2, 1)
+    with pytest.raises(ValueError, match="k must be >= 1. Received: k=0"):
+        Fn.cd_k(torch.ones(1, 2), W, a, b, k=0)
+
+
+def test_sample_visible_draws_each_state_with_its_probability():
+    p = torch.tensor([[0.2, 0.5]]).expand(20000, -1).contiguous()  # ref state prob 0.3
+    g = torch.Generator().manual_seed(0)
+    draws = Fn.sample_visible(p, 2, g)
+    assert torch.all(draws.sum(dim=1) <= 1)
+    freq = draws.mean(dim=0)
+    torch.testing.assert_close(freq, torch.tensor([0.2, 0.5]), atol=0.015, rtol=0)

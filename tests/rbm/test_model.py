@@ -1,0 +1,199 @@
+"""RBMRecommender: training on planted structure, scoring, fold-in, persistence, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from recommender.core import callbacks, optimizers
+from recommender.data import Ratings, generate_ratings, split_per_user
+from recommender.evaluation import evaluate_model, evaluate_popularity
+from recommender.rbm import RBMConfig, RBMRecommender
+
+SMALL = RBMConfig(n_hidden=32, epochs=15, batch_size=16, learning_rate=0.05, seed=1)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    ratings = generate_ratings(n_users=300, n_items=120, ratings_per_user=25, seed=3)
+    return split_per_user(ratings, seed=42)
+
+
+@pytest.fixture(scope="module")
+def trained(planted):
+    train, test = planted
+    model = RBMRecommender(SMALL)
+    history = model.fit(train, validation=test, verbose=0)
+    return model, history
+
+
+def test_beats_popularity_on_planted_structure(planted, trained):
+    train, test = planted
+    model, _ = trained
+    rbm = evaluate_model(model, train, test, k=10)
+    pop = evaluate_popularity(train, test, k=10)
+    assert rbm["precision"] > pop["precision"] + 0.05
+    assert rbm["ndcg"] > pop["ndcg"] + 0.05
+    # The planted like/dislike structure (group items rated high) is learnt too.
+    assert rbm["like_accuracy"] > pop["like_accuracy"] + 0.05
+
+
+def test_history_has_per_epoch_monitors(trained):
+    _, history = trained
+    h = history.history
+    for key in ("reconstruction_error", "val_precision", "val_ndcg", "free_energy_gap"):
+        assert len(h[key]) == SMALL.epochs
+    # Training lowers the reconstruction error and improves the held-out metric.
+    assert h["reconstruction_error"][-1] < h["reconstruction_error"][0]
+    assert h["val_ndcg"][-1] > h["val_ndcg"][0]
+
+
+def test_trains_with_core_optimizer_and_regularizer(trained):
+    model, _ = trained
+    assert isinstance(model._optimizer, optimizers.SGD)
+    assert model._optimizer.iterations == SMALL.epochs * -(-300 // SMALL.batch_size)
+    assert model._reg_engagement.l2 == SMALL.weight_decay
+
+
+def test_recommend_never_returns_rated_items_and_folds_in(trained):
+    model, _ = trained
+    user = {"i0": 5, "i1": 1, "i2": 4}
+    recs = model.recommend([user], k=20)[0]
+    assert len(recs) == 20
+    returned = [item for item, _ in recs]
+    assert not set(returned) & set(user)
+    scores = [s for _, s in recs]
+    assert scores == sorted(scores, reverse=True)
+    # Fold-in: rating the top item changes the list without retraining, and excludes it.
+    top_item = returned[0]
+    after = model.recommend([{**user, top_item: 5}], k=20)[0]
+    assert top_item not in [item for item, _ in after]
+
+
+def test_recommend_is_batched_and_matches_single_calls(trained):
+    model, _ = trained
+    users = [{"i3": 5}, {"i10": 2, "i11": 5}, {}]
+    batched = model.recommend(users, k=5)
+    for mapping, expected in zip(users, batched, strict=True):
+        single = model.recommend([mapping], k=5)[0]
+        assert [i for i, _ in single] == [i for i, _ in expected]
+        np.testing.assert_allclose([s for _, s in single], [s for _, s in expected], rtol=1e-5)
+
+
+def test_unknown_items_are_ignored_in_fold_in_and_predict_none(trained):
+    model, _ = trained
+    assert model.recommend([{"i0": 4, "never-seen": 5}], k=5) == model.recommend([{"i0": 4}],
+                                                                                 k=5)
+    preds = model.predict_like({"i0": 5}, ["i1", "nope"])
+    assert preds[1] is None
+    assert 0.0 < preds[0] < 1.0
+
+
+def test_predict_like_is_the_ratio_of_state_probabilities(trained):
+    model, _ = trained
+    x = model.encode_mappings([{"i0": 5, "i4": 2}])
+    probs = model._state_probs(x)[0]
+    expected = float(probs[7, 1] / probs[7].sum())
+    j = model.item_ids.index("i7")
+    expected = float(probs[j, 1] / probs[j].sum())
+    assert model.predict_like({"i0": 5, "i4": 2}, ["i7"])[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_save_load_round_trip(tmp_path, trained):
+    model, _ = trained
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert meta["item_ids"] == model.item_ids
+    assert meta["binarization"]["like_threshold"] == 4.0
+    assert len(meta["training"]["fingerprint"]) == 16
+    loaded = RBMRecommender.load(tmp_path / "m", device="cpu")
+    users = [{"i0": 5, "i9": 1}]
+    for saved, original in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        assert torch.equal(saved, original)
+    torch.testing.assert_close(loaded.score_items(users), model.score_items(users))
+    assert loaded.config.n_hidden == SMALL.n_hidden
+
+
+def test_load_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="metadata.json is missing"):
+        RBMRecommender.load(tmp_path / "nothing")
+
+
+def test_early_stopping_restores_best_epoch(planted):
+    train, test = planted
+    model = RBMRecommender(SMALL.replace(epochs=30))
+    stop = callbacks.EarlyStopping(monitor="val_ndcg", patience=2, restore_best_weights=True)
+    history = model.fit(train, validation=test, callbacks=[stop], verbose=0)
+    assert stop.mode == "max"
+    run = len(history.history["val_ndcg"])
+    assert run <= 30
+    if run < 30:
+        assert run == stop.best_epoch + 1 + 2
+    # Weights are those of the best epoch: the held-out metric recomputed matches it.
+    again = model._validation_logs(*[model.encode(r, {u: i for i, u in enumerate(
+        sorted(set(train.users.tolist())))})[0] for r in (train, test)], None)
+    assert again["val_ndcg"] == pytest.approx(stop.best, rel=1e-5)
+
+
+def test_cd_k_schedule():
+    config = RBMConfig(cd_k_schedule=((0, 1), (10, 3), (20, 5), (30, 9)))
+    assert [config.k_at(e) for e in (0, 9, 10, 25, 31)] == [1, 1, 3, 5, 9]
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+def _ratings(rows):
+    return Ratings.from_records(rows)
+
+
+def test_empty_data_is_refused():
+    with pytest.raises(ValueError, match="ratings is empty"):
+        RBMRecommender(SMALL).fit(_ratings([]), verbose=0)
+
+
+def test_single_user_or_item_is_refused():
+    with pytest.raises(ValueError, match="at least 2 distinct users. Received: 1"):
+        RBMRecommender(SMALL).fit(_ratings([("u", "a", 5, 0), ("u", "b", 3, 0)]), verbose=0)
+    with pytest.raises(ValueError, match="at least 2 distinct items. Received: 1"):
+        RBMRecommender(SMALL).fit(_ratings([("u", "a", 5, 0), ("v", "a", 3, 0)]), verbose=0)
+
+
+@pytest.mark.parametrize("value, message", [
+    (float("nan"), "rating must be a finite number. Received: rating=nan"),
+    (7.0, r"rating must be in \[1, 5\]. Received: rating=7"),
+    (0.0, r"rating must be in \[1, 5\]. Received: rating=0"),
+])
+def test_bad_ratings_are_refused_naming_the_value(value, message):
+    rows = [("u", "a", 5, 0), ("v", "b", value, 0), ("v", "a", 1, 0)]
+    with pytest.raises(ValueError, match=message):
+        RBMRecommender(SMALL).fit(_ratings(rows), verbose=0)
+
+
+def test_duplicates_keep_the_latest_rating():
+    rows = [("u", "a", 5, 10), ("u", "a", 1, 20), ("v", "b", 4, 0), ("v", "a", 2, 0),
+            ("u", "b", 1, 5)]
+    model = RBMRecommender(SMALL.replace(epochs=1))
+    model.fit(_ratings(rows), verbose=0)
+    assert model.metadata["training"]["n_ratings"] == 4
+
+
+def test_bad_config_names_the_field():
+    with pytest.raises(ValueError, match="n_hidden must be a positive integer. Received: "
+                                         "n_hidden=0"):
+        RBMConfig(n_hidden=0)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        RBMConfig(momentum=1.5)
+    with pytest.raises(ValueError, match=r"Unknown RBM hyper-parameter\(s\): \['hidden'\]"):
+        RBMConfig().replace(hidden=3)
+
+
+def test_bad_k_and_untrained_model():
+    with pytest.raises(ValueError, match="not trained yet"):
+        RBMRecommender(SMALL).recommend([{"a": 1}], k=3)
+    model = RBMRecommender(SMALL.replace(epochs=1))
+    model.fit(_ratings([("u", "a", 5, 0), ("v", "b", 4, 0)]), verbose=0)
+    with pytest.raises(ValueError, match="k must be a positive integer. Received: k=0"):
+        model.recommend([{"a": 1}], k=0)
+    with pytest.raises(ValueError, match="Received a single mapping"):
+        model.recommend({"a": 1}, k=1)
