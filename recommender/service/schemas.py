@@ -74,7 +74,7 @@ class UserDeleted(BaseModel):
 class ScoredItem(BaseModel):
     item_id: str
     score: float
-    title: str | None = None
+    title: str | None = Field(default=None, exclude_if=lambda title: title is None)
 
 
 class Recommendations(BaseModel):

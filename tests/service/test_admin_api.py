@@ -166,15 +166,24 @@ def test_every_serving_process_follows_the_active_version(make_client, db_url: s
         _eventually(lambda: b.get("/v1/users/u0/recommendations").json()["model_version"], v1)
 
 
-def test_a_failed_load_keeps_the_previous_model(make_client, settings: Settings) -> None:
+def test_a_failed_load_keeps_the_previous_model(
+    make_client, settings: Settings, db_url: str
+) -> None:
     with make_client() as a, make_client(run_worker=False) as b:
         post_generated_ratings(a)
         v1 = train(a)["model_version"]
-        _eventually(lambda: b.get("/v1/users/u0/recommendations").json().get("model_version"), v1)
         time.sleep(1.1)
-        # Another process activates a version whose artifact this host cannot read.
         v2 = train(a)["model_version"]
+        a.post(f"/v1/admin/models/{v1}/activate", headers=ADMIN)
+        _eventually(lambda: b.get("/v1/users/u0/recommendations").json()["model_version"], v1)
+        # Another process activates a version whose artifact this host cannot read.
         shutil.rmtree(Path(settings.model_dir) / v2)
+        engine, sessions = _sessions(db_url)
+        try:
+            with sessions() as session:
+                store.activate_model(session, version=v2)
+        finally:
+            engine.dispose()
         time.sleep(0.6)  # several polls
         assert b.get("/v1/users/u0/recommendations").json()["model_version"] == v1
         ready = b.get("/readyz").json()

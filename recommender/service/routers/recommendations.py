@@ -40,11 +40,7 @@ def _response(session: SessionDep, user_id: str | None, result: Recommendation) 
     )
 
 
-@router.get(
-    "/users/{user_id}/recommendations",
-    response_model=Recommendations,
-    response_model_exclude_none=True,
-)
+@router.get("/users/{user_id}/recommendations", response_model=Recommendations)
 def user_recommendations(
     user_id: UserId, session: SessionDep, runtime: RuntimeDep, k: K = 10
 ) -> Recommendations:
@@ -57,7 +53,7 @@ def user_recommendations(
     return _response(session, user_id, result)
 
 
-@router.post("/recommendations", response_model=Recommendations, response_model_exclude_none=True)
+@router.post("/recommendations", response_model=Recommendations)
 def anonymous_recommendations(
     body: AnonymousRequest, session: SessionDep, runtime: RuntimeDep, settings: SettingsDep
 ) -> Recommendations:
