@@ -198,8 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlp-samples", type=int, default=8192)
     parser.add_argument("--cnn-samples", type=int, default=4096)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("No CUDA device visible: nothing to benchmark on the GPU.")
         return 0
