@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -55,13 +56,31 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cursor.close()
 
+    # Writers in this process queue on a lock instead of SQLite's busy-wait polling, which is
+    # unfair under load (a waiting writer can time out while others keep winning). Writers in
+    # other processes still meet the busy timeout.
+    write_lock = threading.Lock()
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(connection: Any) -> None:
+        if connection.info.pop("holds_write_lock", False):
+            write_lock.release()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # DEFERRED by default so readers run side by side; a transaction that reads and then
         # writes asks for IMMEDIATE (see ``begin_write``), taking the write lock up front,
         # because SQLite cannot wait to upgrade a read lock (it fails with "locked").
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE" and write_lock.acquire(timeout=busy_timeout_s):
+            connection.info["holds_write_lock"] = True
+        try:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            if connection.info.pop("holds_write_lock", False):
+                write_lock.release()
+            raise
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

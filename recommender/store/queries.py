@@ -78,6 +78,7 @@ def upsert_ratings(session: Session, *, ratings: Sequence[RatingRow]) -> int:
     if not latest:
         return 0
     rows = [latest[key] for key in sorted(latest)]
+    begin_write(session)
     users = [r.user_id for r in rows]
     items = [r.item_id for r in rows]
     values = [float(r.value) for r in rows]
@@ -169,6 +170,7 @@ def decode_cursor(cursor: str) -> str:
 
 def delete_user(session: Session, *, user_id: str) -> int:
     """Erase every rating of ``user_id``; returns how many were deleted."""
+    begin_write(session)
     result = session.execute(delete(Rating).where(Rating.user_id == user_id))
     return int(result.rowcount or 0)
 
@@ -239,6 +241,7 @@ def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
     latest = {item.item_id: item for item in items}
     if not latest:
         return 0
+    begin_write(session)
     now = utcnow()
     rows = [
         {"item_id": i.item_id, "title": i.title, "metadata": i.metadata, "updated_at": now}
