@@ -349,6 +349,111 @@ def demo(
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
+# --------------------------------------------------------------------------------------------
+# train / evaluate (the engine, without the service)
+# --------------------------------------------------------------------------------------------
+
+RatingsOption = Annotated[
+    Path,
+    typer.Option("--ratings", help="MovieLens u.data / ratings.csv / ratings.dat, or a CSV "
+                 "user,item,rating[,timestamp].", exists=True, dir_okay=True, readable=True),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="RBM hyper-parameter override KEY=VALUE (repeatable), "
+                 "e.g. -p n_hidden=300 -p epochs=20."),
+]
+
+
+def _rbm_config(params: list[str] | None, epochs: int | None, device: str | None) -> Any:
+    """Defaults of RBMConfig, then --param overrides, parsed as JSON where possible."""
+    import json
+
+    from recommender.rbm import RBMConfig
+
+    overrides: dict[str, Any] = {}
+    for item in params or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE. Received: {item!r}",
+                                     param_hint="--param")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = raw
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    if device is not None:
+        overrides["device"] = device
+    try:
+        return RBMConfig().replace(**overrides)
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--param") from exc
+
+
+@app.command()
+def evaluate(
+    ratings: RatingsOption,
+    k: Annotated[int, typer.Option(min=1, help="Length of the top-k lists.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the per-user 75/25 split.")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    params: ParamOption = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda[:n].")] = None,
+) -> None:
+    """Train the RBM on a per-user 75/25 split and print it beside the popularity baseline."""
+    import json
+
+    from recommender.data import read_ratings
+    from recommender.evaluation import format_table, run_protocol
+
+    config = _rbm_config(params, epochs, device)
+    try:
+        data = read_ratings(ratings)
+        result = run_protocol(data, k=k, seed=seed, config=config, verbose=0 if as_json else 1)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result, indent=2) if as_json else format_table(result))
+
+
+@app.command()
+def train(
+    ratings: RatingsOption,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the saved model.")],
+    params: ParamOption = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda[:n].")] = None,
+    distributed: Annotated[bool, typer.Option(
+        "--distributed", help="Data-parallel over torch.distributed (launch with torchrun).")
+    ] = False,
+) -> None:
+    """Train the RBM on all ratings and save it (weights.safetensors + metadata.json)."""
+    from recommender.data import read_ratings
+    from recommender.rbm import RBMRecommender
+
+    config = _rbm_config(params, epochs, device)
+    try:
+        data = read_ratings(ratings)
+        model = RBMRecommender(config)
+        if distributed:
+            from recommender.rbm.distributed import fit_distributed
+
+            rank = fit_distributed(model, data, verbose=1)
+        else:
+            model.fit(data, verbose=1)
+            rank = 0
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if rank == 0:
+        model.save(out)
+        info = model.metadata["training"]
+        typer.echo(f"saved to {out}: {info['n_users']} users, {info['n_items']} items, "
+                   f"{info['n_ratings']} ratings, {info['epochs_run']} epochs in "
+                   f"{info['seconds']:.1f} s on {info['device']}")
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 

@@ -104,6 +104,7 @@ class CDStatistics:
     da: torch.Tensor  # (n_units*S,)
     db: torch.Tensor  # (n_hidden,)
     reconstruction_error: torch.Tensor  # scalar: mean squared error over observed columns
+    h_0: torch.Tensor  # p(h | x0)
     x_k: torch.Tensor  # the chain's last visible state
     h_k: torch.Tensor  # p(h | x_k)
 
@@ -150,4 +151,4 @@ def cd_k(x0: torch.Tensor, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
     diff = (x0 - xk) if col_mask is None else (x0 - xk) * col_mask
     denom = x0.numel() if col_mask is None else col_mask.sum().clamp_min(1.0)
     rec = diff.square().sum() / denom
-    return CDStatistics(dW=dW, da=da, db=db, reconstruction_error=rec, x_k=xk, h_k=ph)
+    return CDStatistics(dW=dW, da=da, db=db, reconstruction_error=rec, h_0=ph0, x_k=xk, h_k=ph)

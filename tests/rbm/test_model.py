@@ -136,6 +136,27 @@ def test_early_stopping_restores_best_epoch(planted):
     assert again["val_ndcg"] == pytest.approx(stop.best, rel=1e-5)
 
 
+def test_engagement_weights_stay_tied_and_preference_weights_differ(trained):
+    model, _ = trained
+    h_e = SMALL.n_hidden
+    W3 = model.W.view(-1, 2, model.W.shape[1])  # (items, [disliked, liked], hidden)
+    assert torch.equal(W3[:, 0, :h_e], W3[:, 1, :h_e])
+    assert not torch.allclose(W3[:, 0, h_e:], W3[:, 1, h_e:])
+
+
+def test_conditional_statistics_ignore_unrated_items(trained):
+    """The preference units' CD: an item nobody in the batch rated gets no update."""
+    model, _ = trained
+    x0 = model.encode_mappings([{"i0": 5, "i1": 1}, {"i1": 4, "i2": 2}])
+    ph0 = torch.sigmoid(x0 @ model.W + model.b)
+    g = torch.Generator().manual_seed(0)
+    dW, _ = model._conditional_statistics(x0, ph0, g)
+    rated_columns = x0.view(2, -1, 2).sum(dim=(0, 2)) > 0  # (items,)
+    unrated_rows = (~rated_columns).repeat_interleave(2)
+    assert torch.equal(dW[unrated_rows], torch.zeros_like(dW[unrated_rows]))
+    assert dW[~unrated_rows].abs().sum() > 0
+
+
 def test_cd_k_schedule():
     config = RBMConfig(cd_k_schedule=((0, 1), (10, 3), (20, 5), (30, 9)))
     assert [config.k_at(e) for e in (0, 9, 10, 25, 31)] == [1, 1, 3, 5, 9]
