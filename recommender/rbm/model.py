@@ -96,20 +96,21 @@ class SparseRatings:
         return cls(torch.from_numpy(indptr).to(device), torch.from_numpy(columns).to(device),
                    n_items * N_STATES)
 
-    def dense(self, rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Indicator matrix ``(len(rows), n_items * 2)`` for these rows, built on the device."""
+    def batch(self, rows: torch.Tensor) -> Fn.SparseBatch:
+        """The COO entries of these rows, grouped by row, built on the device."""
         starts = self.indptr[rows]
         lengths = self.indptr[rows + 1] - starts
-        out = torch.zeros(rows.numel(), self.n_columns, dtype=dtype, device=self.indptr.device)
+        first = torch.cumsum(lengths, 0) - lengths  # (batch,) offsets into the entries
         total = int(lengths.sum())
-        if total == 0:
-            return out
-        row_of = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), lengths)
-        first = torch.cumsum(lengths, 0) - lengths
-        offsets = torch.arange(total, device=rows.device) - torch.repeat_interleave(first, lengths)
-        idx = torch.repeat_interleave(starts, lengths) + offsets
-        out[row_of, self.columns[idx]] = 1.0
-        return out
+        row_of = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), lengths,
+                                         output_size=total)
+        within = torch.arange(total, device=rows.device) - first[row_of]
+        cols = self.columns[starts[row_of] + within]
+        return Fn.SparseBatch(row_of=row_of, cols=cols, offsets=first, size=rows.numel())
+
+    def dense(self, rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Indicator matrix ``(len(rows), n_items * 2)`` for these rows, built on the device."""
+        return self.batch(rows).dense(self.n_columns, dtype)
 
 
 class RBMRecommender:
@@ -227,35 +228,24 @@ class RBMRecommender:
         W_e = self.W.view(-1, N_STATES, self.W.shape[1])[:, :1, :h_e]
         g_e = self._reg_engagement.gradient(W_e) - tied  # (items, 1, h_e)
         grad.view(-1, N_STATES, grad.shape[1])[:, :, :h_e] = g_e.expand(-1, N_STATES, -1)
-        if conditional is not None:
-            grad[:, h_e:] = self._reg_preference.gradient(self.W[:, h_e:]) - conditional[:, h_e:]
+        if conditional is not None:  # (n_items * 2, n_preference_hidden)
+            grad[:, h_e:] = self._reg_preference.gradient(self.W[:, h_e:]) - conditional
         return grad
 
-    def _conditional_statistics(self, x0: torch.Tensor, ph0: torch.Tensor,
-                                generator: torch.Generator):
-        """Textbook like/dislike CD-1 with unrated items masked: rated pattern kept fixed."""
-        batch = x0.shape[0]
-        rated = x0.view(batch, -1, N_STATES).sum(dim=-1, keepdim=True)  # (batch, items, 1)
-        h = Fn.sample_bernoulli(ph0, generator)
-        pv = Fn.visible_probs(h, self.W, self.a, N_STATES).view(batch, -1, N_STATES)
-        # p(liked | rated, h) and p(disliked | rated, h) where rated, nothing elsewhere
-        xk = (pv / pv.sum(dim=-1, keepdim=True).clamp_min(1e-12) * rated).view(batch, -1)
-        phk = Fn.hidden_probs(xk, self.W, self.b)
-        inv = 1.0 / batch
-        dW = torch.addmm(x0.t() @ ph0, xk.t(), phk, beta=inv, alpha=-inv)
-        return dW, (ph0 - phk).mean(dim=0)
-
-    def train_step(self, x0: torch.Tensor, k: int, generator: torch.Generator) -> float:
-        """One CD-k update from a dense batch; returns the reconstruction error."""
+    def train_step(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator) -> float:
+        """One CD-k update from a sparse batch of users; returns the reconstruction error."""
         cfg = self.config
-        stats = Fn.cd_k(x0, self.W, self.a, self.b, k=k, n_states=N_STATES,
-                        sample_visible_units=cfg.sample_visible,
-                        hidden_dropout=cfg.hidden_dropout, generator=generator)
+        stats = Fn.cd_k_sparse(batch, self.W, self.a, self.b, k=k, n_states=N_STATES,
+                               sample_visible_units=cfg.sample_visible,
+                               hidden_dropout=cfg.hidden_dropout, generator=generator)
         db = stats.db
         conditional = None
         if cfg.n_preference_hidden:
-            conditional, cond_db = self._conditional_statistics(x0, stats.h_0, generator)
-            db = torch.cat([db[:cfg.n_hidden], cond_db[cfg.n_hidden:]])
+            preference = slice(cfg.n_hidden, None)
+            conditional, cond_db = Fn.conditional_cd_sparse(
+                batch, self.W, self.a, self.b, stats.h_0, n_states=N_STATES,
+                columns=preference, generator=generator)
+            db = torch.cat([db[:cfg.n_hidden], cond_db])
         grad_W = self._group_gradient(stats.dW, conditional)
         # CD statistics are ascent directions of the log-likelihood; optimizers descend.
         self._optimizer.apply_gradients([(grad_W, self.W), (-stats.da, self.a), (-db, self.b)])
@@ -269,7 +259,7 @@ class RBMRecommender:
         total, batches = 0.0, 0
         for start in range(0, data.n_rows, cfg.batch_size):
             rows = order[start:start + cfg.batch_size]
-            total += self.train_step(data.dense(rows), k, generator)
+            total += self.train_step(data.batch(rows), k, generator)
             batches += 1
             if progress is not None:
                 progress.update(rows.numel())

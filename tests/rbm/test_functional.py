@@ -135,3 +135,53 @@ def test_sample_visible_draws_each_state_with_its_probability():
     assert torch.all(draws.sum(dim=1) <= 1)
     freq = draws.mean(dim=0)
     torch.testing.assert_close(freq, torch.tensor([0.2, 0.5]), atol=0.015, rtol=0)
+
+
+def _sparse_batch(x):
+    row_of, cols = torch.nonzero(x, as_tuple=True)
+    lengths = torch.bincount(row_of, minlength=x.shape[0])
+    return Fn.SparseBatch(row_of=row_of, cols=cols, offsets=torch.cumsum(lengths, 0) - lengths,
+                          size=x.shape[0])
+
+
+def _ternary_batch(seed=0, users=5, units=7):
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randint(0, 3, (users, units), generator=g)  # 0 unrated, 1 dis, 2 liked
+    x = torch.zeros(users, units, 2, dtype=torch.float64)
+    for s in (1, 2):
+        x[..., s - 1] = (states == s).double()
+    return x.view(users, -1)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_sparse_cd_equals_dense_cd(k):
+    x = _ternary_batch()
+    W, a, b = _params(x.shape[1], 4, seed=2)
+    dense = Fn.cd_k(x, W, a, b, k=k, n_states=2, generator=torch.Generator().manual_seed(7))
+    sparse = Fn.cd_k_sparse(_sparse_batch(x), W, a, b, k=k, n_states=2,
+                            generator=torch.Generator().manual_seed(7))
+    for name in ("dW", "da", "db", "reconstruction_error", "x_k", "h_0"):
+        torch.testing.assert_close(getattr(sparse, name), getattr(dense, name))
+
+
+def test_sparse_conditional_cd_equals_the_dense_masked_chain():
+    """Dense reference: resample liked vs disliked of rated units only, mask the rest."""
+    x = _ternary_batch(seed=3)
+    W, a, b = _params(x.shape[1], 4, seed=4)
+    ph0 = Fn.hidden_probs(x, W, b)
+    h = Fn.sample_bernoulli(ph0, torch.Generator().manual_seed(9))
+    pv = Fn.visible_probs(h, W, a, 2).view(x.shape[0], -1, 2)
+    rated = x.view(x.shape[0], -1, 2).sum(dim=-1, keepdim=True)
+    xk = (pv / pv.sum(dim=-1, keepdim=True) * rated).view(x.shape[0], -1)
+    phk = Fn.hidden_probs(xk, W, b)
+    expected_dW = (x.t() @ ph0 - xk.t() @ phk) / x.shape[0]
+    dW, db = Fn.conditional_cd_sparse(_sparse_batch(x), W, a, b, ph0, n_states=2,
+                                      generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(dW, expected_dW)
+    torch.testing.assert_close(db, (ph0 - phk).mean(dim=0))
+    # A column subset gives that slice of the same statistics.
+    dW2, db2 = Fn.conditional_cd_sparse(_sparse_batch(x), W, a, b, ph0, n_states=2,
+                                        columns=slice(2, None),
+                                        generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(dW2, expected_dW[:, 2:])
+    torch.testing.assert_close(db2, db[2:])

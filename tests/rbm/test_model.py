@@ -10,6 +10,7 @@ from recommender.core import callbacks, optimizers
 from recommender.data import Ratings, generate_ratings, split_per_user
 from recommender.evaluation import evaluate_model, evaluate_popularity
 from recommender.rbm import RBMConfig, RBMRecommender
+from recommender.rbm import functional as Fn
 
 SMALL = RBMConfig(n_hidden=32, epochs=15, batch_size=16, learning_rate=0.05, seed=1)
 
@@ -147,12 +148,16 @@ def test_engagement_weights_stay_tied_and_preference_weights_differ(trained):
 def test_conditional_statistics_ignore_unrated_items(trained):
     """The preference units' CD: an item nobody in the batch rated gets no update."""
     model, _ = trained
-    x0 = model.encode_mappings([{"i0": 5, "i1": 1}, {"i1": 4, "i2": 2}])
-    ph0 = torch.sigmoid(x0 @ model.W + model.b)
+    users = {"u1": {"i0": 5, "i1": 1}, "u2": {"i1": 4, "i2": 2}}
+    ratings = Ratings.from_records([(u, i, r, 0) for u, m in users.items() for i, r in m.items()])
+    data, _ = model.encode(ratings)
+    batch = data.batch(torch.arange(2))
+    ph0 = torch.sigmoid(data.dense(torch.arange(2)) @ model.W + model.b)
     g = torch.Generator().manual_seed(0)
-    dW, _ = model._conditional_statistics(x0, ph0, g)
-    rated_columns = x0.view(2, -1, 2).sum(dim=(0, 2)) > 0  # (items,)
-    unrated_rows = (~rated_columns).repeat_interleave(2)
+    dW, _ = Fn.conditional_cd_sparse(batch, model.W, model.a, model.b, ph0, n_states=2,
+                                     generator=g)
+    rated_items = {model.item_ids.index(i) for m in users.values() for i in m}
+    unrated_rows = torch.tensor([j // 2 not in rated_items for j in range(model.W.shape[0])])
     assert torch.equal(dW[unrated_rows], torch.zeros_like(dW[unrated_rows]))
     assert dW[~unrated_rows].abs().sum() > 0
 
