@@ -107,6 +107,7 @@ class CDStatistics:
     h_0: torch.Tensor  # p(h | x0)
     x_k: torch.Tensor  # the chain's last visible state
     h_k: torch.Tensor  # p(h | x_k)
+    positive: torch.Tensor | None = None  # x0^T p(h|x0) unnormalised (sparse path only)
 
 
 def cd_k(x0: torch.Tensor, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, k: int = 1,
@@ -217,16 +218,20 @@ def cd_k_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor, b: torch.T
     # ||x0 - xk||^2 = sum xk^2 - 2 sum_{entries} xk + nnz
     sq = xk.square().sum() - 2 * xk[batch.row_of, batch.cols].sum() + batch.cols.numel()
     rec = sq / xk.numel()
-    return CDStatistics(dW=dW, da=da, db=db, reconstruction_error=rec, h_0=ph0, x_k=xk, h_k=ph)
+    # The positive statistics travel along: the conditional chain reuses them.
+    return CDStatistics(dW=dW, da=da, db=db, reconstruction_error=rec, h_0=ph0, x_k=xk, h_k=ph,
+                        positive=positive)
 
 
 def conditional_cd_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor,
                           b: torch.Tensor, ph0: torch.Tensor, *, n_states: int,
                           columns: slice = slice(None),
                           generator: torch.Generator | None = None,
+                          positive: torch.Tensor | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """CD-1 of the *conditional* model: each rated unit keeps "rated" and only its rated state
-    is resampled (like vs dislike); unrated units are masked out entirely.
+    is resampled (like vs dislike); unrated units are masked out entirely. ``positive`` may
+    pass in the unnormalised positive statistics ``x0^T ph0`` already computed.
 
     Returns ``(dW[:, columns], db[columns])``. Units no user in the batch rated get exactly no
     update. ``ph0`` is p(h | x0) from the joint statistics.
@@ -239,10 +244,18 @@ def conditional_cd_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor,
     h = sample_bernoulli(ph0, generator)
     units = batch.cols // n_states  # (nnz,) the rated unit of each entry
     state_cols = units.unsqueeze(1) * n_states + torch.arange(n_states, device=units.device)
-    # Logits of the weighted states of each rated unit: (nnz, S)
-    Wg = W[state_cols.reshape(-1)].view(-1, n_states, hidden)  # (nnz, S, hidden)
-    logits = torch.einsum("esh,eh->es", Wg, h[batch.row_of]) + a[state_cols]
-    q = torch.softmax(logits, dim=1)  # p(state | rated, h), renormalised over rated states
+    if n_states == 2:
+        # p(liked | rated, h) = sigmoid of the logit difference: one dense product of the
+        # sampled hidden units with W_liked - W_disliked, read at the rated units only.
+        W3 = W.view(-1, 2, hidden)
+        diff = torch.addmm(a.view(-1, 2)[:, 1] - a.view(-1, 2)[:, 0], h,
+                           (W3[:, 1] - W3[:, 0]).t())  # (batch, units)
+        p_like = torch.sigmoid(diff[batch.row_of, units])
+        q = torch.stack([1.0 - p_like, p_like], dim=1)  # (nnz, 2)
+    else:
+        Wg = W[state_cols.reshape(-1)].view(-1, n_states, hidden)  # (nnz, S, hidden)
+        logits = torch.einsum("esh,eh->es", Wg, h[batch.row_of]) + a[state_cols]
+        q = torch.softmax(logits, dim=1)  # p(state | rated, h), renormalised over rated states
     flat_cols = state_cols.reshape(-1)
     flat_rows = batch.row_of.repeat_interleave(n_states)
     weights = q.reshape(-1)
@@ -253,6 +266,9 @@ def conditional_cd_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor,
         bag = torch.cat([bag, bag.new_zeros(n - bag.shape[0], bag.shape[1])])
     phk = torch.sigmoid(bag + b[columns])  # (batch, |columns|)
     ph0c = ph0[:, columns]
-    dW = torch.zeros_like(W_cols).index_add_(0, batch.cols, ph0c[batch.row_of])
+    if positive is None:
+        dW = torch.zeros_like(W_cols).index_add_(0, batch.cols, ph0c[batch.row_of])
+    else:  # x0^T p(h|x0) from cd_k_sparse: the positive phase is the same for both chains
+        dW = positive[:, columns].clone()
     dW.index_add_(0, flat_cols, -weights.unsqueeze(1) * phk[flat_rows])
     return dW / n, (ph0c - phk).mean(dim=0)

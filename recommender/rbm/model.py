@@ -244,7 +244,7 @@ class RBMRecommender:
             preference = slice(cfg.n_hidden, None)
             conditional, cond_db = Fn.conditional_cd_sparse(
                 batch, self.W, self.a, self.b, stats.h_0, n_states=N_STATES,
-                columns=preference, generator=generator)
+                columns=preference, generator=generator, positive=stats.positive)
             db = torch.cat([db[:cfg.n_hidden], cond_db])
         grad_W = self._group_gradient(stats.dW, conditional)
         # CD statistics are ascent directions of the log-likelihood; optimizers descend.
