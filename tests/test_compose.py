@@ -97,10 +97,13 @@ def test_dockerfile_installs_cpu_torch_by_default_with_a_cuda_switch():
     assert "COPY migrations ./migrations" in text and "pip install --no-deps -e ." in text
 
 
-def test_readme_documents_every_setting():
+def test_readme_configuration_table_matches_the_settings():
     readme = (REPO / "README.md").read_text()
     missing = sorted(var for var in SETTING_VARS if f"`{var}`" not in readme)
     assert not missing, f"README.md does not document: {missing}"
+    table = set(re.findall(r"^\| `(RECOMMENDER_[A-Z0-9_]+)` \|", readme, re.MULTILINE))
+    assert table, "README.md has no configuration table"
+    assert not table - SETTING_VARS, f"README.md documents unknown settings: {table - SETTING_VARS}"
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None,
