@@ -30,6 +30,7 @@ class RBMConfig:
     cd_k_schedule: tuple[tuple[int, int], ...] = ()
     hidden_dropout: float = 0.0
     sample_visible: bool = False  # False: mean-field reconstructions (lower variance)
+    sample_hidden: bool = True  # False: deterministic mean-field CD (used by equality tests)
     like_threshold: float = 4.0  # rating >= threshold is "liked"
     rating_min: float = 1.0
     rating_max: float = 5.0

@@ -112,12 +112,13 @@ class CDStatistics:
 
 def cd_k(x0: torch.Tensor, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, k: int = 1,
          n_states: int = 1, mask: torch.Tensor | None = None, sample_visible_units: bool = False,
-         hidden_dropout: float = 0.0,
+         sample_hidden_units: bool = True, hidden_dropout: float = 0.0,
          generator: torch.Generator | None = None) -> CDStatistics:
     """Contrastive divergence with a Gibbs chain of ``k`` steps started at the data.
 
     dW = (x0^T p(h|x0) - xk^T p(h|xk)) / batch, da = mean(x0 - xk), db = mean(p(h|x0) - p(h|xk)).
-    Hidden states are sampled on the way down; visible states are sampled when
+    Hidden states are sampled on the way down (``sample_hidden_units=False`` uses their
+    probabilities: deterministic, "mean-field" CD); visible states are sampled when
     ``sample_visible_units`` and otherwise replaced by their probabilities (mean field, the
     lower-variance choice of Hinton's practical guide); the statistics always use p(h|x).
     Masked (unobserved) units have zero indicators in x0 and are zeroed in every
@@ -137,7 +138,7 @@ def cd_k(x0: torch.Tensor, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
     ph = ph0
     xk = x0
     for _ in range(k):
-        h = sample_bernoulli(ph, generator)
+        h = sample_bernoulli(ph, generator) if sample_hidden_units else ph
         pv = visible_probs(h, W, a, n_states)
         xk = sample_visible(pv, n_states, generator) if sample_visible_units else pv
         if col_mask is not None:
@@ -185,7 +186,7 @@ def hidden_input_sparse(batch: SparseBatch, W: torch.Tensor, b: torch.Tensor) ->
 
 def cd_k_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
                 k: int = 1, n_states: int = 1, sample_visible_units: bool = False,
-                hidden_dropout: float = 0.0,
+                sample_hidden_units: bool = True, hidden_dropout: float = 0.0,
                 generator: torch.Generator | None = None) -> CDStatistics:
     """``cd_k`` for sparse data (no mask: every unit observed). Same random draws, same result.
 
@@ -203,7 +204,7 @@ def cd_k_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor, b: torch.T
         ph0 = ph0 * drop
     ph = ph0
     for _ in range(k):
-        h = sample_bernoulli(ph, generator)
+        h = sample_bernoulli(ph, generator) if sample_hidden_units else ph
         pv = visible_probs(h, W, a, n_states)
         xk = sample_visible(pv, n_states, generator) if sample_visible_units else pv
         ph = hidden_probs(xk, W, b)
@@ -225,7 +226,7 @@ def cd_k_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor, b: torch.T
 
 def conditional_cd_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor,
                           b: torch.Tensor, ph0: torch.Tensor, *, n_states: int,
-                          columns: slice = slice(None),
+                          columns: slice = slice(None), sample_hidden_units: bool = True,
                           generator: torch.Generator | None = None,
                           positive: torch.Tensor | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,7 +242,7 @@ def conditional_cd_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor,
                          f"Received: n_states={n_states}")
     n = batch.size
     hidden = W.shape[1]
-    h = sample_bernoulli(ph0, generator)
+    h = sample_bernoulli(ph0, generator) if sample_hidden_units else ph0
     units = batch.cols // n_states  # (nnz,) the rated unit of each entry
     state_cols = units.unsqueeze(1) * n_states + torch.arange(n_states, device=units.device)
     if n_states == 2:

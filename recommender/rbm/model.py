@@ -128,6 +128,7 @@ class RBMRecommender:
         self.history: dict[str, list[float]] = {}
         self.metadata: dict[str, Any] = {}
         self.stop_training = False
+        self._shard = None  # a distributed.Shard while training data-parallel
 
     # -- parameters -----------------------------------------------------------------------
     @property
@@ -201,6 +202,8 @@ class RBMRecommender:
     def _init_parameters(self, data: SparseRatings, n_users: int, generator: torch.Generator):
         cfg = self.config
         counts = torch.bincount(data.columns, minlength=data.n_columns).float()  # per column
+        if self._shard is not None:
+            counts = self._shard.sum(counts)
         per_item = counts.view(-1, N_STATES)
         p_state = (per_item + 0.5) / (n_users + 1.5)  # smoothed state frequencies
         p_ref = (1.0 - p_state.sum(dim=1, keepdim=True)).clamp_min(1e-3)
@@ -235,8 +238,11 @@ class RBMRecommender:
     def train_step(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator) -> float:
         """One CD-k update from a sparse batch of users; returns the reconstruction error."""
         cfg = self.config
+        if batch.size == 0:  # a rank with no rows in this global batch still joins the reduce
+            return self._empty_step()
         stats = Fn.cd_k_sparse(batch, self.W, self.a, self.b, k=k, n_states=N_STATES,
                                sample_visible_units=cfg.sample_visible,
+                               sample_hidden_units=cfg.sample_hidden,
                                hidden_dropout=cfg.hidden_dropout, generator=generator)
         db = stats.db
         conditional = None
@@ -244,36 +250,66 @@ class RBMRecommender:
             preference = slice(cfg.n_hidden, None)
             conditional, cond_db = Fn.conditional_cd_sparse(
                 batch, self.W, self.a, self.b, stats.h_0, n_states=N_STATES,
-                columns=preference, generator=generator, positive=stats.positive)
+                columns=preference, sample_hidden_units=cfg.sample_hidden, generator=generator,
+                positive=stats.positive)
             db = torch.cat([db[:cfg.n_hidden], cond_db])
-        grad_W = self._group_gradient(stats.dW, conditional)
+        dW, da = stats.dW, stats.da
+        rec = stats.reconstruction_error
+        if self._shard is not None:
+            # Data-parallel: every rank holds batch-means over its own rows; weight them by
+            # the rows, sum over ranks, divide by the global batch. Same update on every rank.
+            dW, da, db, conditional, rec = self._shard.average(
+                [dW, da, db, conditional, rec], local_rows=batch.size)
+        grad_W = self._group_gradient(dW, conditional)
         # CD statistics are ascent directions of the log-likelihood; optimizers descend.
-        self._optimizer.apply_gradients([(grad_W, self.W), (-stats.da, self.a), (-db, self.b)])
-        return float(stats.reconstruction_error)
+        self._optimizer.apply_gradients([(grad_W, self.W), (-da, self.a), (-db, self.b)])
+        return float(rec)
+
+    def _empty_step(self) -> float:
+        cfg = self.config
+        zeros = [torch.zeros_like(self.W), torch.zeros_like(self.a), torch.zeros_like(self.b),
+                 torch.zeros_like(self.W[:, cfg.n_hidden:]) if cfg.n_preference_hidden else None,
+                 torch.zeros((), device=self.device)]
+        dW, da, db, conditional, rec = self._shard.average(zeros, local_rows=0)
+        grad_W = self._group_gradient(dW, conditional)
+        self._optimizer.apply_gradients([(grad_W, self.W), (-da, self.a), (-db, self.b)])
+        return float(rec)
 
     def run_epoch(self, data: SparseRatings, epoch: int, generator: torch.Generator,
                   progress: Any = None) -> float:
+        """One pass over the users in shuffled mini-batches.
+
+        The shuffle comes from a CPU generator seeded by (seed, epoch), so every rank of a
+        distributed run walks the same *global* batches; a rank trains on the rows of each
+        global batch that belong to its shard.
+        """
         cfg = self.config
         k = cfg.k_at(epoch)
-        order = torch.randperm(data.n_rows, generator=generator, device="cpu").to(self.device)
+        n_global = data.n_rows if self._shard is None else self._shard.n_global
+        shuffle = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        order = torch.randperm(n_global, generator=shuffle)
         total, batches = 0.0, 0
-        for start in range(0, data.n_rows, cfg.batch_size):
+        for start in range(0, n_global, cfg.batch_size):
             rows = order[start:start + cfg.batch_size]
-            total += self.train_step(data.batch(rows), k, generator)
+            if self._shard is not None:
+                rows = self._shard.local_rows(rows)
+            total += self.train_step(data.batch(rows.to(self.device)), k, generator)
             batches += 1
             if progress is not None:
-                progress.update(rows.numel())
+                progress.update(min(cfg.batch_size, n_global - start))
         return total / max(batches, 1)
 
     def fit(self, train: Ratings, validation: Ratings | None = None,
             callbacks: Sequence[callbacks_module.Callback] | None = None, verbose: int = 1,
             on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
-            ) -> callbacks_module.History:
+            distributed: bool = False) -> callbacks_module.History:
         """Train on ``train``; with ``validation`` (held-out ratings of the same users) log the
         held-out precision/nDCG@eval_k and free-energy gap each epoch.
 
         ``on_epoch(epoch, epochs, logs)`` is called after each epoch (1-based), e.g. for a job's
         progress row. Returns a ``History`` (``history.history["val_ndcg"]``, ...).
+        ``distributed=True`` trains data-parallel over the initialised torch.distributed group
+        (see ``rbm.distributed``): this rank densifies only its shard of the users.
         """
         cfg = self.config
         validate_ratings(train, rating_min=cfg.rating_min, rating_max=cfg.rating_max)
@@ -293,7 +329,20 @@ class RBMRecommender:
             torch.backends.cuda.matmul.allow_tf32 = True
         self.item_ids = items
         self._item_index = {item: j for j, item in enumerate(items)}
-        user_index = {u: i for i, u in enumerate(users)}
+        self._shard = None
+        if distributed:
+            if validation is not None:
+                raise ValueError("validation is not supported with distributed=True: evaluate "
+                                 "the saved model instead")
+            from .distributed import Shard
+
+            self._shard = Shard.from_process_group(len(users))
+            # Global user u lives on rank u % world_size, at local row u // world_size.
+            user_index = {u: i // self._shard.world_size for i, u in enumerate(users)
+                          if self._shard.owns(i)}
+            self.local_users = [u for i, u in enumerate(users) if self._shard.owns(i)]
+        else:
+            user_index = {u: i for i, u in enumerate(users)}
         data, _ = self.encode(train, user_index)
         self._init_parameters(data, len(users), generator)
 
@@ -316,7 +365,7 @@ class RBMRecommender:
         cb.on_train_begin()
         started = time.perf_counter()
         progress = None
-        if verbose:
+        if verbose and (self._shard is None or self._shard.rank == 0):
             from tqdm.auto import tqdm
             progress = tqdm(total=cfg.epochs * len(users), unit="user", desc="RBM CD training",
                             leave=False)
@@ -350,8 +399,10 @@ class RBMRecommender:
                 "seconds": time.perf_counter() - started,
                 "epochs_run": len(history.epoch),
                 "device": str(self.device),
+                "world_size": 1 if self._shard is None else self._shard.world_size,
             },
         }
+        self._shard = None
         return history
 
     @torch.no_grad()
