@@ -132,6 +132,54 @@ def run_naive(u, i, v, n_users, n_items, config: RBMConfig, epochs: int, device)
     return {"epoch_seconds": float(np.median(times[1:]))}
 
 
+# -- data-parallel scaling ----------------------------------------------------------------------
+
+def _ddp_rank(rank: int, world: int, port: int, dataset: str, scale: float, hidden: int,
+              preference: int, epochs: int, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world)
+    u, i, v, _, _ = load_dataset(dataset, scale)
+    config = RBMConfig(n_hidden=hidden, n_preference_hidden=preference, epochs=epochs + 1,
+                       device="cpu")
+    model = RBMRecommender(config)
+    history = model.fit(to_ratings(u, i, v), verbose=0, distributed=True)
+    if rank == 0:
+        Path(out).write_text(json.dumps(
+            {"epoch_seconds": float(np.median(history.history["epoch_seconds"][1:]))}))
+    dist.destroy_process_group()
+
+
+def scaling(args) -> int:
+    """Per-epoch time with 1 and N CPU ranks (gloo on loopback, one thread each)."""
+    import socket
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    rows = []
+    for world in sorted({1, args.distributed}):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            out = f"{tmp}/result.json"
+            mp.start_processes(_ddp_rank, args=(world, port, args.datasets.split(",")[0],
+                                                args.scale, args.hidden, args.preference_hidden,
+                                                args.epochs, out),
+                               nprocs=world, join=True, start_method="spawn")
+            rows.append((world, json.loads(Path(out).read_text())["epoch_seconds"]))
+    base = rows[0][1]
+    print(f"data-parallel CPU scaling on {args.datasets.split(',')[0]} (gloo, 1 thread/rank, "
+          f"{os.cpu_count()} cores)")
+    print(f"{'ranks':>5} {'s/epoch':>9} {'speed-up':>9} {'efficiency':>11}")
+    for world, seconds in rows:
+        print(f"{world:>5} {seconds:>9.3f} {base / seconds:>8.2f}x {base / seconds / world:>10.0%}")
+    return 0
+
+
 # -- one cell in a subprocess -------------------------------------------------------------------
 
 def cell(args) -> dict:
@@ -169,6 +217,8 @@ def main() -> int:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--distributed", type=int, default=0, metavar="N",
+                        help="measure data-parallel scaling with 1 vs N CPU ranks instead")
     parser.add_argument("--cell", nargs=2, metavar=("IMPL", "DATASET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "auto":
@@ -180,6 +230,8 @@ def main() -> int:
         args.scale = 1.0 if args.device.startswith("cuda") else 0.01
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.distributed:
+        return scaling(args)
     if args.cell:
         args.impl, args.dataset = args.cell
         print(json.dumps(cell(args)))
