@@ -408,6 +408,15 @@ class RBMRecommender:
     @torch.no_grad()
     def _validation_logs(self, data: SparseRatings, val: SparseRatings,
                          generator: torch.Generator) -> dict[str, float]:
+        """Held-out precision/nDCG@eval_k and mean free energies.
+
+        ``free_energy_train`` averages F over the users' training vectors and
+        ``free_energy_val`` over their held-out vectors. With a per-user split the two vectors
+        differ in size, so the gap's level means little (it sits below zero); its *trend* is
+        the over-fitting monitor of Hinton's guide: a widening gap means the model fits the
+        training vectors better than data it never saw. Pass users absent from training as
+        ``validation`` to get the guide's exact held-out-users comparison.
+        """
         # Imported here: evaluation depends on rbm, not the other way round.
         from ..evaluation.metrics import ranking_metrics
 
