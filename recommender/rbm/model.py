@@ -414,8 +414,8 @@ class RBMRecommender:
         ``free_energy_val`` over their held-out vectors. With a per-user split the two vectors
         differ in size, so the gap's level means little (it sits below zero); its *trend* is
         the over-fitting monitor of Hinton's guide: a widening gap means the model fits the
-        training vectors better than data it never saw. Pass users absent from training as
-        ``validation`` to get the guide's exact held-out-users comparison.
+        training vectors better than data it never saw. (The guide compares held-out *users*;
+        the service and the protocol hold out ratings of every user instead.)
         """
         # Imported here: evaluation depends on rbm, not the other way round.
         from ..evaluation.metrics import ranking_metrics
