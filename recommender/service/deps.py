@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 from .runtime import Runtime
 from .settings import Settings, get_settings
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (``create_app(settings)``, else the
+    environment's, read once by :func:`get_settings`). ``async``: no thread-pool hop."""
+    return getattr(request.app.state, "settings", None) or get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -55,11 +62,14 @@ def require_admin(
 AdminDep = Annotated[None, Depends(require_admin)]
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> None:
-    """When ``RECOMMENDER_API_KEYS`` is set, the /v1 routes need one of them in X-API-Key."""
+    """When ``RECOMMENDER_API_KEYS`` is set, the /v1 routes need one of them in X-API-Key.
+
+    ``async``: a few comparisons do not deserve a trip to the thread pool on every request.
+    """
     if not settings.api_keys:
         return
     given = (x_api_key or "").encode()

@@ -33,6 +33,12 @@ class ServiceMetrics:
             ["strategy"],
             registry=r,
         )
+        self.recommendation_batch = Histogram(
+            "recommender_recommendation_batch_size",
+            "Recommendation requests scored together in one call (micro-batching).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.active_model = Gauge(
             "recommender_active_model_info",
             "1 for the model version this process serves.",

@@ -1,4 +1,5 @@
-"""Per-app runtime state: engine, sessions, model holder, popular cache, worker, metrics."""
+"""Per-app runtime state: engine, sessions, model holder, caches, the recommendation batcher,
+the job worker, metrics."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recommender import store
 
+from .batching import MicroBatcher
 from .jobs import JobWorker
 from .metrics import ServiceMetrics
-from .serving import ModelHolder, PopularItems
+from .serving import (
+    ItemTitles,
+    ModelHolder,
+    PopularItems,
+    Recommendation,
+    RecommendationRequest,
+    recommend_many,
+)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,7 +36,9 @@ class Runtime:
     metrics: ServiceMetrics
     models: ModelHolder
     popular: PopularItems
+    titles: ItemTitles
     worker: JobWorker | None
+    recommender: MicroBatcher[RecommendationRequest, Recommendation] | None = None
 
     @classmethod
     def build(cls, settings: Settings, metrics: ServiceMetrics) -> Runtime:
@@ -46,6 +57,7 @@ class Runtime:
         popular = PopularItems(
             like_threshold=settings.like_threshold, ttl_s=settings.popular_cache_s
         )
+        titles = ItemTitles(ttl_s=settings.title_cache_s)
         worker = None
         if settings.run_worker:
             worker = JobWorker(
@@ -54,7 +66,24 @@ class Runtime:
                 metrics=metrics,
                 on_model_ready=lambda _version: models.refresh(force=True),
             )
-        return cls(settings, engine, sessions, metrics, models, popular, worker)
+        return cls(settings, engine, sessions, metrics, models, popular, titles, worker)
+
+    def recommend_batch(self, requests: list[RecommendationRequest]) -> list:
+        """Answer a batch of recommendation requests (runs on the batcher's thread)."""
+        with self.sessions() as session:
+            results = recommend_many(
+                session, requests, holder=self.models, popular=self.popular, titles=self.titles
+            )
+        for result in results:
+            if isinstance(result, Recommendation):
+                self.metrics.recommendations.labels(strategy=result.strategy).inc()
+        return results
+
+    async def recommend(self, request: RecommendationRequest) -> Recommendation:
+        """Recommendations for one request, scored together with the others in flight."""
+        if self.recommender is None:  # built in start(), inside the event loop's lifetime
+            raise RuntimeError("the runtime is not started")
+        return await self.recommender.submit(request)
 
     def start(self) -> None:
         """Fail jobs orphaned by a dead process, load the active model, start background loops.
@@ -73,6 +102,13 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001
             log.error("start-up checks failed (database unreachable?): %s", exc)
         self.models.start()
+        self.recommender = MicroBatcher(
+            self.recommend_batch,
+            max_batch=self.settings.recommend_batch_max,
+            name="recommend",
+            on_batch=self.metrics.recommendation_batch.observe,
+            threaded=self.settings.recommend_in_thread,
+        )
         if self.worker is not None:
             self.worker.start()
 
@@ -80,4 +116,6 @@ class Runtime:
         if self.worker is not None:
             self.worker.stop()
         self.models.stop()
+        if self.recommender is not None:
+            self.recommender.close()
         self.engine.dispose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -187,11 +187,137 @@ class PopularItems:
         return self._cached
 
 
+class ItemTitles:
+    """Item titles, cached per process for ``ttl_s`` seconds.
+
+    A recommendation list names ~10 items and titles rarely change, so asking the database
+    for them on every request is wasted work: a miss is fetched (one query for every missing
+    id of a batch) and kept until the whole cache expires. Writes through this process
+    call :meth:`invalidate`; other processes see a new title within ``ttl_s``.
+    """
+
+    # Forget everything past this many entries (a bound on memory for huge catalogues).
+    MAX_ENTRIES = 200_000
+
+    def __init__(self, *, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._titles: dict[str, str | None] = {}  # None: known to have no title
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, item_ids: Iterable[str]) -> dict[str, str]:
+        """``{item_id: title}`` for those of ``item_ids`` that have a title."""
+        ids = list(dict.fromkeys(item_ids))
+        if self.ttl_s <= 0:
+            return store.item_titles(session, item_ids=ids)
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._expires or len(self._titles) > self.MAX_ENTRIES:
+                self._titles = {}
+                self._expires = now + self.ttl_s
+            known = self._titles
+        missing = [item for item in ids if item not in known]
+        if missing:
+            found = store.item_titles(session, item_ids=missing)
+            with self._lock:
+                for item in missing:
+                    known[item] = found.get(item)
+        out = {}
+        for item in ids:
+            title = known.get(item)
+            if title is not None:
+                out[item] = title
+        return out
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._titles = {}
+            self._expires = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationRequest:
+    """One request: a stored user's (``user_id``) or a visitor's ratings given in the body."""
+
+    k: int
+    user_id: str | None = None
+    ratings: Mapping[str, float] | None = None  # None: read the user's ratings from the store
+
+
 @dataclass(frozen=True)
 class Recommendation:
     strategy: Literal["rbm", "popular"]
     model_version: str | None
     items: list[tuple[str, float]]
+    titles: Mapping[str, str] = field(default_factory=dict)  # of the items that have one
+
+
+def recommend_many(
+    session: Session,
+    requests: Sequence[RecommendationRequest],
+    *,
+    holder: ModelHolder,
+    popular: PopularItems,
+    titles: ItemTitles | None = None,
+) -> list[Recommendation | Exception]:
+    """Recommendations for a batch of requests: one query reads every stored user's ratings,
+    one ``model.recommend`` call folds all of them in, one query (or the cache) names the items.
+
+    Each list never contains an item its user rated; a user with no ratings, or any user
+    before a model exists, gets the most popular items. A request whose ratings the model
+    refuses gets its exception back; the others are answered.
+    """
+    loaded = holder.current  # one model for the whole batch, whatever swaps meanwhile
+    version = loaded.version if loaded else None
+    wanted = list(dict.fromkeys(r.user_id for r in requests if r.ratings is None))
+    stored = store.ratings_of_users(session, user_ids=wanted) if wanted else {}
+    ratings = [r.ratings if r.ratings is not None else stored.get(r.user_id, {}) for r in requests]
+    results: list[Recommendation | Exception | None] = [None] * len(requests)
+
+    scored = [i for i, rated in enumerate(ratings) if rated] if loaded is not None else []
+    if scored:
+        k = max(requests[i].k for i in scored)  # the top k of the top max-k: one call
+        try:
+            lists: list = loaded.model.recommend([ratings[i] for i in scored], k=k)
+        except ValueError:
+            lists = [_recommend_one(loaded.model, ratings[i], k) for i in scored]
+        for i, items in zip(scored, lists, strict=True):
+            if isinstance(items, Exception):
+                results[i] = items
+                continue
+            rated = ratings[i]
+            top = [(item, float(score)) for item, score in items if item not in rated]
+            results[i] = Recommendation("rbm", version, top[: requests[i].k])
+    for i, request in enumerate(requests):
+        if results[i] is None:
+            top = popular.top(session, k=request.k, exclude=ratings[i])
+            results[i] = Recommendation("popular", version, top)
+
+    if titles is None:
+        return results  # type: ignore[return-value]
+    named = titles.get(
+        session,
+        (item for r in results if isinstance(r, Recommendation) for item, _ in r.items),
+    )
+    return [
+        Recommendation(
+            r.strategy,
+            r.model_version,
+            r.items,
+            {item: named[item] for item, _ in r.items if item in named},
+        )
+        if isinstance(r, Recommendation)
+        else r
+        for r in results
+    ]
+
+
+def _recommend_one(model: Any, ratings: Mapping[str, float], k: int) -> list | Exception:
+    try:
+        (items,) = model.recommend([ratings], k=k)
+    except ValueError as exc:
+        return exc
+    return items
 
 
 def recommend(
@@ -202,17 +328,10 @@ def recommend(
     holder: ModelHolder,
     popular: PopularItems,
 ) -> Recommendation:
-    """Recommendations from a user's current ratings (fold-in), never an item they rated.
-
-    Falls back to the most popular items for a user with no ratings, or before any model.
-    """
-    loaded = holder.current
-    if loaded is None or not ratings:
-        return Recommendation(
-            strategy="popular",
-            model_version=loaded.version if loaded else None,
-            items=popular.top(session, k=k, exclude=ratings),
-        )
-    (items,) = loaded.model.recommend([ratings], k=k)
-    items = [(item, float(score)) for item, score in items if item not in ratings]
-    return Recommendation(strategy="rbm", model_version=loaded.version, items=items)
+    """Recommendations from one user's current ratings (see :func:`recommend_many`)."""
+    (result,) = recommend_many(
+        session, [RecommendationRequest(k=k, ratings=ratings)], holder=holder, popular=popular
+    )
+    if isinstance(result, Exception):
+        raise result
+    return result

@@ -1,7 +1,8 @@
 """Service configuration: one pydantic-settings class, environment prefix ``RECOMMENDER_``.
 
 Read through :func:`get_settings` (cached); tests build a :class:`Settings` and hand it to
-:func:`recommender.service.create_app`, which overrides the dependency.
+:func:`recommender.service.create_app`, which keeps it in ``app.state`` for the
+``SettingsDep`` dependency (``deps.app_settings``; override that one in a test if need be).
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ class Settings(BaseSettings):
     model_poll_interval_s: float = Field(default=2.0, gt=0)
     # The popular-items fallback is cached this long per process.
     popular_cache_s: float = Field(default=10.0, ge=0)
+    # Item titles shown in recommendations are cached this long per process (0: no cache).
+    title_cache_s: float = Field(default=10.0, ge=0)
+    # Recommendation requests in flight together are scored in one call (one query, one
+    # matrix product); at most this many per call.
+    recommend_batch_max: int = Field(default=64, ge=1)
+    # Score batches on a worker thread (the event loop keeps serving meanwhile). False runs
+    # them on the event loop: no GIL hand-offs, about as fast on 2 cores, but a database
+    # that stalls then stalls every route of the process, /healthz included.
+    recommend_in_thread: bool = True
+    # After start-up, freeze every object into the permanent GC generation and collect the
+    # youngest generation less often: full collections otherwise walk the whole heap (torch,
+    # SQLAlchemy, the model) and stall every request in flight (p99 x3-5 under load).
+    gc_freeze: bool = True
 
     # Training jobs. run_worker=True runs the job loop in a thread of the serving process;
     # set it False when `recommender worker` processes do the training.
@@ -51,9 +65,19 @@ class Settings(BaseSettings):
     train_config: dict[str, Any] = Field(default_factory=dict)
     min_ratings_to_train: int = Field(default=10, ge=1)
 
+    # FastAPI's native OpenTelemetry (traces, metrics and logs to the globally configured
+    # providers). Off by default: /metrics already exports Prometheus metrics, and checking
+    # the providers costs every request a few environment lookups.
+    opentelemetry: bool = False
+
     db_timeout_s: float = Field(default=5.0, gt=0)  # SQLite busy timeout / PG connect timeout
     db_pool_size: int = Field(default=10, ge=1)
-    torch_threads: int | None = Field(default=None, ge=1)  # None: leave torch's default
+    # torch intra-op threads in the serving process. Scoring a batch of users is a small
+    # matrix product: more threads only add wake-ups and take cores from the event loop (and
+    # from the other workers). Training in the in-process worker is slower with 1: run
+    # `recommender worker` processes, or raise this, where training speed matters.
+    # None leaves torch's default (one thread per core).
+    torch_threads: int | None = Field(default=1, ge=1)
 
     @field_validator("api_keys", mode="before")
     @classmethod

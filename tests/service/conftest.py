@@ -49,6 +49,10 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         db_timeout_s=1.0,
         train_config=TINY_RBM,
         min_ratings_to_train=1,
+        # Process-wide tunings meant for a server, not for a pytest process that goes on to
+        # run other tests: leave torch's threads and the garbage collector alone.
+        torch_threads=None,
+        gc_freeze=False,
     )
 
 

@@ -16,7 +16,7 @@ from recommender.service import Settings, create_app
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # Small enough that a training job takes well under two seconds on a CPU.
-TINY_RBM = {"n_hidden": 8, "epochs": 3, "batch_size": 16, "device": "cpu"}
+TINY_RBM = {"n_hidden": 8, "n_preference_hidden": 8, "epochs": 3, "batch_size": 16, "device": "cpu"}
 
 
 def free_port() -> int:
@@ -79,7 +79,24 @@ def post_generated_ratings(client: TestClient, **kwargs) -> dict[str, dict[str, 
 
 
 def train(client: TestClient, **config) -> dict:
-    """Queue a retrain, wait for it, return the finished job."""
+    """Queue a retrain, wait for it and for this app to serve its model; return the job.
+
+    The job row says "succeeded" as soon as the new version is active in the database; the
+    process loads the artifact just after, so a request in between still sees the previous
+    model. Waiting for /readyz to name the version removes that race from the tests.
+    """
     response = client.post("/v1/admin/retrain", json={"config": config}, headers=ADMIN)
     assert response.status_code == 202, response.text
-    return wait_for_job(client, response.json()["job_id"])
+    job = wait_for_job(client, response.json()["job_id"])
+    if job["status"] == "succeeded":
+        wait_for_model(client, job["model_version"])
+    return job
+
+
+def wait_for_model(client, version: str, timeout: float = 15.0) -> None:
+    """Poll /readyz until the app serves ``version`` (``client``: TestClient or httpx.Client)."""
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz").json().get("model_version") != version:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"model {version} not served after {timeout} s")
+        time.sleep(0.02)

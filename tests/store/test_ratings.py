@@ -58,6 +58,27 @@ def test_unicode_and_128_character_ids_round_trip(session: Session) -> None:
     assert store.user_ratings(session, user_id=long_id) == {"ñ'\"; DROP": 3.0}
 
 
+def test_ratings_of_several_users_in_one_query(session: Session) -> None:
+    odd = "ñ'\"; DROP \\ \u2603"  # quotes, backslash, unicode: must survive the JSON fold
+    store.upsert_ratings(
+        session,
+        ratings=[
+            RatingRow("u", "a", 5.0, 1),
+            RatingRow("u", odd, 2.5, 1),
+            RatingRow("v", "a", 1.0, 1),
+            RatingRow("w" * 128, "b", 4, 1),
+            RatingRow("other", "c", 3.0, 1),
+        ],
+    )
+    session.commit()
+    found = store.ratings_of_users(session, user_ids=["u", "v", "w" * 128, "nobody"])
+    assert found == {"u": {"a": 5.0, odd: 2.5}, "v": {"a": 1.0}, "w" * 128: {"b": 4.0}}
+    assert found["u"] == store.user_ratings(session, user_id="u")
+    # Numbers as JSON gives them back: an integral rating may be an int (4 == 4.0).
+    assert all(isinstance(v, int | float) for r in found.values() for v in r.values())
+    assert store.ratings_of_users(session, user_ids=[]) == {}
+
+
 def test_empty_batch_writes_nothing(session: Session) -> None:
     assert store.upsert_ratings(session, ratings=[]) == 0
     assert store.count_ratings(session) == 0

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from recommender import store
 
-from ..deps import ApiKeyDep, SessionDep
+from ..deps import ApiKeyDep, RuntimeDep, SessionDep
 from ..schemas import ItemBatch, ItemIn, ItemOut, Received
 
 router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[ApiKeyDep])
@@ -21,23 +21,25 @@ def _out(item: store.Item) -> ItemOut:
 
 
 @router.put("/{item_id}", response_model=ItemOut)
-def put_item(item_id: ItemId, body: ItemIn, session: SessionDep) -> ItemOut:
+def put_item(item_id: ItemId, body: ItemIn, session: SessionDep, runtime: RuntimeDep) -> ItemOut:
     """Create or replace one item's title and metadata."""
     store.upsert_items(
         session, items=[store.ItemRow(item_id, title=body.title, metadata=body.metadata)]
     )
     session.commit()
+    runtime.titles.invalidate()
     return ItemOut(item_id=item_id, title=body.title, metadata=body.metadata)
 
 
 @router.post("", response_model=Received)
-def post_items(body: ItemBatch, session: SessionDep) -> Received:
+def post_items(body: ItemBatch, session: SessionDep, runtime: RuntimeDep) -> Received:
     """Create or replace up to 10,000 items at once (all or nothing)."""
     count = store.upsert_items(
         session,
         items=[store.ItemRow(i.item_id, title=i.title, metadata=i.metadata) for i in body.items],
     )
     session.commit()
+    runtime.titles.invalidate()
     return Received(received=count)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+import orjson
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from recommender import store
 
@@ -15,9 +16,8 @@ from ..schemas import (
     Prediction,
     Predictions,
     Recommendations,
-    ScoredItem,
 )
-from ..serving import Recommendation, recommend
+from ..serving import Recommendation, RecommendationRequest
 from ..validation import check_rating_scale
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[ApiKeyDep])
@@ -27,46 +27,47 @@ K = Annotated[int, Query(ge=1, le=1000, description="How many items to return.")
 MAX_PREDICTION_ITEMS = 1000
 
 
-def _response(session: SessionDep, user_id: str | None, result: Recommendation) -> Recommendations:
-    titles = store.item_titles(session, item_ids=[item for item, _ in result.items])
-    return Recommendations(
-        user_id=user_id,
-        model_version=result.model_version,
-        strategy=result.strategy,
-        items=[
-            ScoredItem(item_id=item, score=score, title=titles.get(item))
-            for item, score in result.items
-        ],
-    )
+def _json(user_id: str | None, result: Recommendation) -> Response:
+    """The :class:`Recommendations` body, serialized directly (the hot path: no model
+    validation round trip; ``response_model`` still documents it)."""
+    titles = result.titles
+    items = []
+    for item, score in result.items:
+        title = titles.get(item)
+        entry = {"item_id": item, "score": score}
+        if title is not None:
+            entry["title"] = title
+        items.append(entry)
+    body = {
+        "user_id": user_id,
+        "model_version": result.model_version,
+        "strategy": result.strategy,
+        "items": items,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
-def user_recommendations(
-    user_id: UserId, session: SessionDep, runtime: RuntimeDep, k: K = 10
-) -> Recommendations:
-    """Top ``k`` items the user has not rated; ``strategy`` says how they were chosen."""
-    ratings = store.user_ratings(session, user_id=user_id)
-    result = recommend(
-        session, ratings=ratings, k=k, holder=runtime.models, popular=runtime.popular
-    )
-    runtime.metrics.recommendations.labels(strategy=result.strategy).inc()
-    return _response(session, user_id, result)
+async def user_recommendations(user_id: UserId, runtime: RuntimeDep, k: K = 10) -> Response:
+    """Top ``k`` items the user has not rated; ``strategy`` says how they were chosen.
+
+    Requests in flight together are answered by one query and one scoring call.
+    """
+    result = await runtime.recommend(RecommendationRequest(k=k, user_id=user_id))
+    return _json(user_id, result)
 
 
 @router.post("/recommendations", response_model=Recommendations)
-def anonymous_recommendations(
-    body: AnonymousRequest, session: SessionDep, runtime: RuntimeDep, settings: SettingsDep
-) -> Recommendations:
+async def anonymous_recommendations(
+    body: AnonymousRequest, runtime: RuntimeDep, settings: SettingsDep
+) -> Response:
     """Recommendations for a visitor without an account, from the ratings in the body."""
     check_rating_scale(
         ((f"ratings[{i}].rating", r.rating) for i, r in enumerate(body.ratings)), settings
     )
     ratings = {r.item_id: r.rating for r in body.ratings}
-    result = recommend(
-        session, ratings=ratings, k=body.k, holder=runtime.models, popular=runtime.popular
-    )
-    runtime.metrics.recommendations.labels(strategy=result.strategy).inc()
-    return _response(session, None, result)
+    result = await runtime.recommend(RecommendationRequest(k=body.k, ratings=ratings))
+    return _json(None, result)
 
 
 @router.get("/users/{user_id}/predictions", response_model=Predictions)
