@@ -40,7 +40,6 @@ Ratings live on the device as a CSR structure; only a mini-batch of users is eve
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -179,24 +178,40 @@ class RBMRecommender:
                                             self.n_items, self.device)
         return sparse, users
 
+    def _encode_entries(self, users_ratings: Sequence[Mapping[str, float]]) -> Fn.SparseBatch:
+        """``[{item: rating}, ...]`` -> the COO entries of their indicator rows.
+
+        Items unknown to the model are ignored. Vectorised per user (the serving hot path).
+        """
+        get = self._item_index.get
+        threshold = self.config.like_threshold
+        cols_parts, counts = [], []
+        for mapping in users_ratings:
+            n = len(mapping)
+            if n == 0:
+                counts.append(0)
+                continue
+            index = np.fromiter((get(k if k.__class__ is str else str(k), -1) for k in mapping),
+                                dtype=np.int64, count=n)
+            values = np.fromiter(mapping.values(), dtype=np.float64, count=n)
+            if not np.isfinite(values).all():
+                bad = int(np.argmax(~np.isfinite(values)))
+                raise ValueError(f"rating must be a finite number. Received: "
+                                 f"rating={values[bad]!r} (item={list(mapping)[bad]!r})")
+            known = index >= 0
+            cols_parts.append(index[known] * N_STATES + (values[known] >= threshold))
+            counts.append(int(known.sum()))
+        cols = (np.concatenate(cols_parts) if cols_parts else np.zeros(0, dtype=np.int64))
+        lengths = torch.tensor(counts, dtype=torch.int64)
+        row_of = torch.repeat_interleave(torch.arange(len(counts)), lengths)
+        return Fn.SparseBatch(row_of=row_of.to(self.device),
+                              cols=torch.from_numpy(cols).to(self.device),
+                              offsets=(torch.cumsum(lengths, 0) - lengths).to(self.device),
+                              size=len(counts))
+
     def encode_mappings(self, users_ratings: Sequence[Mapping[str, float]]) -> torch.Tensor:
         """``[{item: rating}, ...] -> (users, n_items * 2)`` indicators; unknown items ignored."""
-        x = torch.zeros(len(users_ratings), self.n_items * N_STATES, device=self.device)
-        rows, cols = [], []
-        for r, mapping in enumerate(users_ratings):
-            for item, rating in mapping.items():
-                j = self._item_index.get(str(item))
-                if j is None:
-                    continue
-                rating = float(rating)
-                if not math.isfinite(rating):
-                    raise ValueError(f"rating must be a finite number. Received: "
-                                     f"rating={rating!r} (item={item!r})")
-                rows.append(r)
-                cols.append(j * N_STATES + int(rating >= self.config.like_threshold))
-        if rows:
-            x[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)] = 1
-        return x
+        return self._encode_entries(users_ratings).dense(self.n_items * N_STATES)
 
     # -- training ---------------------------------------------------------------------------
     def _init_parameters(self, data: SparseRatings, n_users: int, generator: torch.Generator):
@@ -442,10 +457,15 @@ class RBMRecommender:
                 "free_energy_gap": (fe_val - fe_train) / n}
 
     # -- scoring ----------------------------------------------------------------------------
-    def _state_probs(self, x: torch.Tensor) -> torch.Tensor:
+    def _state_probs(self, x: torch.Tensor | Fn.SparseBatch) -> torch.Tensor:
         """(users, items, 2): p(disliked), p(liked) from mean-field hidden activations."""
-        ph = Fn.hidden_probs(x, self.W, self.b)
-        return Fn.visible_probs(ph, self.W, self.a, N_STATES).view(x.shape[0], -1, N_STATES)
+        if isinstance(x, Fn.SparseBatch):
+            ph = torch.sigmoid(Fn.hidden_input_sparse(x, self.W, self.b))
+            n = x.size
+        else:
+            ph = Fn.hidden_probs(x, self.W, self.b)
+            n = x.shape[0]
+        return Fn.visible_probs(ph, self.W, self.a, N_STATES).view(n, -1, N_STATES)
 
     def _scores_from_dense(self, x: torch.Tensor) -> torch.Tensor:
         """Ranking scores p(rated), with the user's rated items set to -inf."""
@@ -456,9 +476,12 @@ class RBMRecommender:
 
     @torch.no_grad()
     def score_items(self, users_ratings: Sequence[Mapping[str, float]]) -> torch.Tensor:
-        """(users, n_items) ranking scores; -inf for items the user rated."""
+        """(users, n_items) ranking scores p(rated); -inf for items the user rated."""
         self._require_fitted()
-        return self._scores_from_dense(self.encode_mappings(users_ratings))
+        batch = self._encode_entries(users_ratings)
+        scores = self._state_probs(batch).sum(dim=-1)  # (users, items)
+        scores[batch.row_of, batch.cols // N_STATES] = float("-inf")
+        return scores
 
     @torch.no_grad()
     def recommend(self, users_ratings: Sequence[Mapping[str, float]], k: int = 10,
@@ -486,7 +509,7 @@ class RBMRecommender:
                      ) -> list[float | None]:
         """p(like | the user rates the item) for each item; ``None`` for unknown items."""
         self._require_fitted()
-        probs = self._state_probs(self.encode_mappings([user_ratings]))[0]  # (items, 2)
+        probs = self._state_probs(self._encode_entries([user_ratings]))[0]  # (items, 2)
         p_like = (probs[:, 1] / probs.sum(dim=-1)).cpu().tolist()
         out: list[float | None] = []
         for item in item_ids:
@@ -498,7 +521,8 @@ class RBMRecommender:
     def hidden_activations(self, users_ratings: Sequence[Mapping[str, float]]) -> torch.Tensor:
         """(users, n_hidden) p(h=1 | ratings): the users' latent factors."""
         self._require_fitted()
-        return Fn.hidden_probs(self.encode_mappings(users_ratings), self.W, self.b)
+        return torch.sigmoid(Fn.hidden_input_sparse(self._encode_entries(users_ratings), self.W,
+                                                     self.b))
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
