@@ -62,12 +62,14 @@ class L1L2(Regularizer):
         return penalty
 
     def gradient(self, x: torch.Tensor) -> torch.Tensor:
-        grad = torch.zeros_like(x)
-        if self.l1:
-            grad = grad + self.l1 * torch.sign(x)
+        # No zero tensor to start from: at the RBM's scale every pass over W counts.
+        if self.l1 and self.l2:
+            return torch.sign(x).mul_(self.l1).add_(x, alpha=2.0 * self.l2)
         if self.l2:
-            grad = grad + (2.0 * self.l2) * x
-        return grad
+            return x * (2.0 * self.l2)
+        if self.l1:
+            return torch.sign(x).mul_(self.l1)
+        return torch.zeros_like(x)
 
     def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1, "l2": self.l2}

@@ -265,8 +265,7 @@ class RBMRecommender:
             preference = slice(cfg.n_hidden, None)
             conditional, cond_db = Fn.conditional_cd_sparse(
                 batch, self.W, self.a, self.b, stats.h_0, n_states=N_STATES,
-                columns=preference, sample_hidden_units=cfg.sample_hidden, generator=generator,
-                positive=stats.positive)
+                columns=preference, sample_hidden_units=cfg.sample_hidden, generator=generator)
             db = torch.cat([db[:cfg.n_hidden], cond_db])
         dW, da = stats.dW, stats.da
         rec = stats.reconstruction_error
