@@ -187,7 +187,7 @@ def cell(args) -> dict:
     torch.manual_seed(0)
     u, i, v, n_users, n_items = load_dataset(args.dataset, args.scale)
     config = RBMConfig(n_hidden=args.hidden, n_preference_hidden=args.preference_hidden,
-                       device=args.device)
+                       batch_size=args.batch_size, device=args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.cuda.reset_peak_memory_stats()
@@ -213,6 +213,8 @@ def main() -> int:
     parser.add_argument("--hidden", type=int, default=100, help="engagement hidden units")
     parser.add_argument("--preference-hidden", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after 1 warm-up)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="users per batch (default 32 on CPU, 4096 on CUDA)")
     parser.add_argument("--datasets", default="movielens-100k,netflix-shape")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
@@ -228,6 +230,9 @@ def main() -> int:
         return 0
     if args.scale is None:
         args.scale = 1.0 if args.device.startswith("cuda") else 0.01
+    if args.batch_size is None:
+        # Small batches suit MovieLens-sized data; a GPU needs large ones to fill it.
+        args.batch_size = 4096 if args.device.startswith("cuda") else 32
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.distributed:
@@ -246,7 +251,7 @@ def main() -> int:
             cmd = [sys.executable, __file__, "--cell", impl, dataset, "--device", args.device,
                    "--scale", str(args.scale), "--hidden", str(args.hidden),
                    "--preference-hidden", str(args.preference_hidden),
-                   "--epochs", str(args.epochs)]
+                   "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -259,7 +264,8 @@ def main() -> int:
     device_name = (torch.cuda.get_device_name() if args.device.startswith("cuda")
                    else f"CPU x{os.cpu_count()} ({torch.get_num_threads()} torch threads)")
     print(f"device: {device_name}; torch {torch.__version__}; hidden {args.hidden} engagement "
-          f"+ {args.preference_hidden} preference; CD-1; batch 32; scale {args.scale:g}")
+          f"+ {args.preference_hidden} preference; CD-1; batch {args.batch_size}; "
+          f"scale {args.scale:g}")
     header = (f"{'dataset':<16}{'users':>9}{'items':>7}{'ratings':>11} | {'s/epoch':>9}"
               f"{'ratings/s':>12}{'host MB':>9}{'dev MB':>8} | {'naive s/ep':>10}"
               f"{'host MB':>9} | {'speed-up':>8}{'mem ratio':>10}")
