@@ -9,28 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from recommender.store import make_engine, make_session_factory, testing
-
-
-@pytest.fixture(
-    scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield testing.create_sqlite_database(tmp_path_factory.mktemp("sqlite"))
-        return
-    testing.require_postgres()
-    url = testing.create_postgres_database()
-    try:
-        yield url
-    finally:
-        testing.drop_postgres_database(url)
-
-
-@pytest.fixture
-def db_url(database_url: str) -> str:
-    testing.clear_database(database_url)
-    return database_url
+from recommender.store import make_engine, make_session_factory
 
 
 @pytest.fixture
