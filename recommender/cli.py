@@ -375,8 +375,8 @@ def _rbm_config(params: list[str] | None, epochs: int | None, device: str | None
     for item in params or []:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE. Received: {item!r}",
-                                     param_hint="--param")
+            typer.echo(f"error: --param expects KEY=VALUE. Received: {item!r}", err=True)
+            raise typer.Exit(2)
         try:
             overrides[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
@@ -388,7 +388,8 @@ def _rbm_config(params: list[str] | None, epochs: int | None, device: str | None
     try:
         return RBMConfig().replace(**overrides)
     except (ValueError, TypeError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--param") from exc
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
