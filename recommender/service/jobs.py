@@ -15,6 +15,9 @@ import math
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -221,8 +224,14 @@ class JobWorker:
 
         with self._sessions() as session:
             store.record_progress(session, job_id=job_id, epoch=0, epochs=config.epochs)
-        model = RBMRecommender(config)
-        model.fit(train, verbose=0, on_epoch=on_epoch)
+        if settings.train_processes > 1:
+            model = train_distributed(train, config, settings.train_processes)
+            with self._sessions() as session:
+                store.record_progress(session, job_id=job_id, epoch=config.epochs,
+                                      epochs=config.epochs)
+        else:
+            model = RBMRecommender(config)
+            model.fit(train, verbose=0, on_epoch=on_epoch)
         metrics = _finite(evaluate_model(model, train, test, k=settings.eval_k))
 
         version = store.new_version_name(job_id)
@@ -260,6 +269,37 @@ class JobWorker:
     def _count(self, status: str) -> None:
         if self.metrics is not None:
             self.metrics.training_jobs.labels(status=status).inc()
+
+
+def train_distributed(train: Any, config: Any, processes: int) -> Any:
+    """Train through ``torchrun -m recommender train --distributed`` with ``processes`` ranks.
+
+    The training split goes to a temporary CSV (quoted, so any id survives), every
+    hyper-parameter is passed as ``-p KEY=JSON``, and the artifact rank 0 writes is loaded.
+    """
+    import csv
+
+    from recommender.rbm import RBMRecommender
+
+    with tempfile.TemporaryDirectory(prefix="recommender-ddp-") as tmp:
+        ratings_path = Path(tmp) / "ratings.csv"
+        with ratings_path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["user", "item", "rating", "timestamp"])
+            writer.writerows(zip(train.users.tolist(), train.items.tolist(),
+                                 train.values.tolist(), train.timestamps.tolist(), strict=True))
+        out = Path(tmp) / "model"
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc-per-node={processes}", "-m", "recommender", "train",
+                   "--ratings", str(ratings_path), "--out", str(out), "--distributed"]
+        for key, value in config.to_dict().items():
+            command += ["-p", f"{key}={json.dumps(value)}"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+            raise RuntimeError(f"distributed training failed (exit {result.returncode}): "
+                               + " | ".join(tail))
+        return RBMRecommender.load(out, device=config.device)
 
 
 def save_atomically(model: Any, model_dir: Path, version: str) -> Path:

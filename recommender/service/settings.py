@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # Default RBMConfig overrides for every retrain (a request's overrides win).
     train_config: dict[str, Any] = Field(default_factory=dict)
     min_ratings_to_train: int = Field(default=10, ge=1)
+    # Data-parallel ranks for a retrain job. Above 1 the job launches
+    # `torchrun --nproc-per-node=N -m recommender train --distributed` (NCCL on GPUs, gloo on
+    # CPUs) on the training split and evaluates the artifact it writes; progress then moves
+    # from 0 to all epochs when the ranks finish.
+    train_processes: int = Field(default=1, ge=1)
 
     # FastAPI's native OpenTelemetry (traces, metrics and logs to the globally configured
     # providers). Off by default: /metrics already exports Prometheus metrics, and checking
