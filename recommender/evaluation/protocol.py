@@ -21,19 +21,17 @@ METRICS = ("precision", "recall", "ndcg", "map")
 
 
 def _relevance(model: RBMRecommender, train: Ratings, test: Ratings):
-    """Dense per-batch helpers: CSR of training and test data over the model's items."""
+    """CSR of the training and test data over the model's items, rows aligned by user."""
     users = sorted(set(train.users.tolist()) | set(test.users.tolist()))
     index = {u: i for i, u in enumerate(users)}
-    train_sparse, _ = model.encode(train, index)
-    test_sparse, _ = model.encode(test, index)
-    return users, train_sparse, test_sparse
+    return model.encode(train, index)[0], model.encode(test, index)[0]
 
 
 @torch.no_grad()
 def evaluate_model(model: RBMRecommender, train: Ratings, test: Ratings, k: int = 10,
                    batch_size: int = 512) -> dict[str, float]:
     """Ranking metrics at ``k``, like/dislike accuracy and catalog coverage of the RBM."""
-    _, train_sparse, test_sparse = _relevance(model, train, test)
+    train_sparse, test_sparse = _relevance(model, train, test)
     sums = dict.fromkeys(METRICS, 0.0)
     n_users = 0
     recommended = torch.zeros(model.n_items, dtype=torch.bool, device=model.device)
@@ -43,10 +41,7 @@ def evaluate_model(model: RBMRecommender, train: Ratings, test: Ratings, k: int 
         rows = rows_all[start:start + batch_size]
         x = train_sparse.dense(rows)
         xt = test_sparse.dense(rows).view(rows.numel(), -1, N_STATES)
-        probs = model._state_probs(x)  # (users, items, 2)
-        scores = probs.sum(dim=-1)
-        rated = x.view(rows.numel(), -1, N_STATES).sum(dim=-1) > 0
-        scores = scores.masked_fill(rated, float("-inf"))
+        scores, probs = model._scores_from_dense(x)  # (users, items), (users, items, 2)
         top = scores.topk(min(k, model.n_items), dim=1).indices
         relevant = xt.sum(dim=-1) > 0
         m = ranking_metrics(top, relevant)

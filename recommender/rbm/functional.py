@@ -177,10 +177,8 @@ class SparseBatch:
 
 def hidden_input_sparse(batch: SparseBatch, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``b + x0 W`` for indicator data: a sum of W's rows per user (an embedding bag)."""
-    bag = F.embedding_bag(batch.cols, W, batch.offsets, mode="sum")  # (batch, hidden)
-    if bag.shape[0] < batch.size:  # trailing users without entries
-        bag = torch.cat([bag, bag.new_zeros(batch.size - bag.shape[0], bag.shape[1])])
-    return bag + b
+    # One bag per offset, empty bags (users without entries) included: (batch, hidden)
+    return F.embedding_bag(batch.cols, W, batch.offsets, mode="sum") + b
 
 
 def cd_k_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
@@ -259,10 +257,8 @@ def conditional_cd_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor,
     weights = q.reshape(-1)
     W_cols = W[:, columns]
     bag = F.embedding_bag(flat_cols, W_cols, batch.offsets * n_states, mode="sum",
-                          per_sample_weights=weights)
-    if bag.shape[0] < n:
-        bag = torch.cat([bag, bag.new_zeros(n - bag.shape[0], bag.shape[1])])
-    phk = torch.sigmoid(bag + b[columns])  # (batch, |columns|)
+                          per_sample_weights=weights)  # (batch, |columns|)
+    phk = torch.sigmoid(bag + b[columns])
     ph0c = ph0[:, columns]
     dW = torch.zeros_like(W_cols).index_add_(0, batch.cols, ph0c[batch.row_of])
     dW.index_add_(0, flat_cols, -weights.unsqueeze(1) * phk[flat_rows])

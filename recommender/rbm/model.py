@@ -250,11 +250,13 @@ class RBMRecommender:
             grad[:, h_e:] = self._reg_preference.gradient(self.W[:, h_e:]) - conditional
         return grad
 
-    def train_step(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator) -> float:
-        """One CD-k update from a sparse batch of users; returns the reconstruction error."""
+    def _statistics(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator) -> list:
+        """[dW, da, db, conditional dW (preference columns) or None, reconstruction error]."""
         cfg = self.config
         if batch.size == 0:  # a rank with no rows in this global batch still joins the reduce
-            return self._empty_step()
+            return [torch.zeros_like(self.W), torch.zeros_like(self.a), torch.zeros_like(self.b),
+                    torch.zeros_like(self.W[:, cfg.n_hidden:]) if cfg.n_preference_hidden
+                    else None, torch.zeros((), device=self.device)]
         stats = Fn.cd_k_sparse(batch, self.W, self.a, self.b, k=k, n_states=N_STATES,
                                sample_visible_units=cfg.sample_visible,
                                sample_hidden_units=cfg.sample_hidden,
@@ -267,25 +269,18 @@ class RBMRecommender:
                 batch, self.W, self.a, self.b, stats.h_0, n_states=N_STATES,
                 columns=preference, sample_hidden_units=cfg.sample_hidden, generator=generator)
             db = torch.cat([db[:cfg.n_hidden], cond_db])
-        dW, da = stats.dW, stats.da
-        rec = stats.reconstruction_error
+        return [stats.dW, stats.da, db, conditional, stats.reconstruction_error]
+
+    def train_step(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator) -> float:
+        """One CD-k update from a sparse batch of users; returns the reconstruction error."""
+        statistics = self._statistics(batch, k, generator)
         if self._shard is not None:
             # Data-parallel: every rank holds batch-means over its own rows; weight them by
             # the rows, sum over ranks, divide by the global batch. Same update on every rank.
-            dW, da, db, conditional, rec = self._shard.average(
-                [dW, da, db, conditional, rec], local_rows=batch.size)
+            statistics = self._shard.average(statistics, local_rows=batch.size)
+        dW, da, db, conditional, rec = statistics
         grad_W = self._group_gradient(dW, conditional)
         # CD statistics are ascent directions of the log-likelihood; optimizers descend.
-        self._optimizer.apply_gradients([(grad_W, self.W), (-da, self.a), (-db, self.b)])
-        return float(rec)
-
-    def _empty_step(self) -> float:
-        cfg = self.config
-        zeros = [torch.zeros_like(self.W), torch.zeros_like(self.a), torch.zeros_like(self.b),
-                 torch.zeros_like(self.W[:, cfg.n_hidden:]) if cfg.n_preference_hidden else None,
-                 torch.zeros((), device=self.device)]
-        dW, da, db, conditional, rec = self._shard.average(zeros, local_rows=0)
-        grad_W = self._group_gradient(dW, conditional)
         self._optimizer.apply_gradients([(grad_W, self.W), (-da, self.a), (-db, self.b)])
         return float(rec)
 
@@ -391,7 +386,7 @@ class RBMRecommender:
                         "cd_k": float(cfg.k_at(epoch))}
                 logs["epoch_seconds"] = time.perf_counter() - t0
                 if val_data is not None:
-                    logs.update(self._validation_logs(data, val_data, generator))
+                    logs.update(self._validation_logs(data, val_data))
                 if progress is not None:
                     progress.set_postfix({k: round(v, 4) for k, v in logs.items()
                                           if k in ("reconstruction_error", "val_ndcg")})
@@ -420,8 +415,7 @@ class RBMRecommender:
         return history
 
     @torch.no_grad()
-    def _validation_logs(self, data: SparseRatings, val: SparseRatings,
-                         generator: torch.Generator) -> dict[str, float]:
+    def _validation_logs(self, data: SparseRatings, val: SparseRatings) -> dict[str, float]:
         """Held-out precision/nDCG@eval_k and mean free energies.
 
         ``free_energy_train`` averages F over the users' training vectors and
@@ -442,7 +436,7 @@ class RBMRecommender:
             rows = rows_with_val[start:start + 256]
             x = data.dense(rows)
             xv = val.dense(rows)
-            scores = self._scores_from_dense(x)
+            scores, _ = self._scores_from_dense(x)
             top = scores.topk(min(k, self.n_items), dim=1).indices
             relevant = xv.view(rows.numel(), -1, N_STATES).sum(dim=-1) > 0
             m = ranking_metrics(top, relevant)
@@ -466,12 +460,12 @@ class RBMRecommender:
             n = x.shape[0]
         return Fn.visible_probs(ph, self.W, self.a, N_STATES).view(n, -1, N_STATES)
 
-    def _scores_from_dense(self, x: torch.Tensor) -> torch.Tensor:
-        """Ranking scores p(rated), with the user's rated items set to -inf."""
+    def _scores_from_dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ranking scores p(rated) with the user's rated items set to -inf, and the state
+        probabilities they come from: ``(users, items)``, ``(users, items, 2)``."""
         probs = self._state_probs(x)
-        scores = probs.sum(dim=-1)
         rated = x.view(x.shape[0], -1, N_STATES).sum(dim=-1) > 0
-        return scores.masked_fill(rated, float("-inf"))
+        return probs.sum(dim=-1).masked_fill(rated, float("-inf")), probs
 
     @torch.no_grad()
     def score_items(self, users_ratings: Sequence[Mapping[str, float]]) -> torch.Tensor:

@@ -133,7 +133,7 @@ def test_early_stopping_restores_best_epoch(planted):
         assert run == stop.best_epoch + 1 + 2
     # Weights are those of the best epoch: the held-out metric recomputed matches it.
     again = model._validation_logs(*[model.encode(r, {u: i for i, u in enumerate(
-        sorted(set(train.users.tolist())))})[0] for r in (train, test)], None)
+        sorted(set(train.users.tolist())))})[0] for r in (train, test)])
     assert again["val_ndcg"] == pytest.approx(stop.best, rel=1e-5)
 
 
