@@ -175,20 +175,10 @@ def _read_titles(path: Path) -> dict[str, str]:
 
 
 def _batches(ratings: Any, size: int) -> Iterator[list[Any]]:
-    from recommender.store import RatingRow
+    from recommender.store import rating_rows
 
     for start in range(0, len(ratings), size):
-        stop = start + size
-        yield [
-            RatingRow(str(u), str(i), float(v), int(t))
-            for u, i, v, t in zip(
-                ratings.users[start:stop],
-                ratings.items[start:stop],
-                ratings.values[start:stop],
-                ratings.timestamps[start:stop],
-                strict=True,
-            )
-        ]
+        yield rating_rows(ratings, start, start + size)
 
 
 def _load(

@@ -96,16 +96,7 @@ def test_worker_once_runs_the_queued_job(fresh_url: str, tmp_path: Path, monkeyp
         with store.make_session_factory(engine)() as session:
             store.upsert_ratings(
                 session,
-                ratings=[
-                    store.RatingRow(u, i, float(v), int(t))
-                    for u, i, v, t in zip(
-                        ratings.users,
-                        ratings.items,
-                        ratings.values,
-                        ratings.timestamps,
-                        strict=True,
-                    )
-                ],
+                ratings=store.rating_rows(ratings),
             )
             session.commit()
             job, _ = store.enqueue_job(

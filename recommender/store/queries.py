@@ -45,6 +45,21 @@ class RatingRow:
     timestamp: int
 
 
+def rating_rows(ratings: Any, start: int = 0, stop: int | None = None) -> list[RatingRow]:
+    """Rows ``start:stop`` of a :class:`recommender.data.Ratings` table, ready to upsert."""
+    window = slice(start, stop)
+    return [
+        RatingRow(str(u), str(i), float(v), int(t))
+        for u, i, v, t in zip(
+            ratings.users[window],
+            ratings.items[window],
+            ratings.values[window],
+            ratings.timestamps[window],
+            strict=True,
+        )
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class ItemRow:
     """A catalogue entry as written to the store (``None`` leaves nothing unset: see upsert)."""

@@ -63,16 +63,7 @@ def _fill_and_train(url: str, model_dir: Path) -> tuple[str, dict[str, dict[str,
         with sessions() as session:
             store.upsert_ratings(
                 session,
-                ratings=[
-                    store.RatingRow(str(u), str(i), float(v), int(t))
-                    for u, i, v, t in zip(
-                        ratings.users,
-                        ratings.items,
-                        ratings.values,
-                        ratings.timestamps,
-                        strict=True,
-                    )
-                ],
+                ratings=store.rating_rows(ratings),
             )
             job, _ = store.enqueue_job(session, params={})
             session.commit()
