@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from .errors import install_error_handlers
 from .metrics import ServiceMetrics
-from .middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from .middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, MetricsMiddleware
 from .routers import admin, health, items, ratings, recommendations, users
 from .runtime import Runtime
 from .settings import Settings, get_settings
@@ -65,8 +65,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees 413s too
+    if settings.api_keys:
+        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+        _document_api_key(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees 401s, 413s too
     return app
+
+
+def _document_api_key(app: FastAPI) -> None:
+    """Declare the X-API-Key scheme in the OpenAPI schema, on the operations that
+    :class:`ApiKeyMiddleware` guards (the middleware is invisible to FastAPI)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["ApiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+            for path, operations in schema["paths"].items():
+                if ApiKeyMiddleware.guards(path):
+                    for operation in operations.values():
+                        operation.setdefault("security", []).append({"ApiKey": []})
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _telemetry_options(settings: Settings) -> dict:

@@ -60,24 +60,3 @@ def require_admin(
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
-
-
-async def require_api_key(
-    settings: SettingsDep,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> None:
-    """When ``RECOMMENDER_API_KEYS`` is set, the /v1 routes need one of them in X-API-Key.
-
-    ``async``: a few comparisons do not deserve a trip to the thread pool on every request.
-    """
-    if not settings.api_keys:
-        return
-    given = (x_api_key or "").encode()
-    if not any(hmac.compare_digest(given, key.encode()) for key in settings.api_keys):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing or unknown API key: send X-API-Key (see RECOMMENDER_API_KEYS)",
-        )
-
-
-ApiKeyDep = Depends(require_api_key)

@@ -59,8 +59,28 @@ def test_api_keys_guard_the_v1_routes_when_set(make_client) -> None:
         assert client.post("/v1/ratings", json=row).status_code == 401
         assert client.post("/v1/ratings", json=row, headers={"X-API-Key": "bad"}).status_code == 401
         assert client.post("/v1/ratings", json=row, headers={"X-API-Key": "k2"}).status_code == 200
-        assert client.get("/v1/users/u/recommendations").status_code == 401
+        missing = client.get("/v1/users/u/recommendations")
+        assert missing.status_code == 401
+        assert "X-API-Key" in missing.json()["detail"]
         assert client.get("/healthz").status_code == 200  # health stays open
+        # Admin routes take the admin bearer token, not an API key.
+        assert client.get("/v1/admin/models", headers=ADMIN).status_code == 200
+        # The scheme is documented on the guarded operations only.
+        schema = client.get("/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["ApiKey"] == {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+        }
+        assert schema["paths"]["/v1/ratings"]["post"]["security"] == [{"ApiKey": []}]
+        assert "security" not in schema["paths"]["/v1/admin/models"]["get"]
+        assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+def test_without_api_keys_the_v1_routes_are_open(client: TestClient) -> None:
+    assert client.get("/v1/users/u/recommendations").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert "ApiKey" not in schema.get("components", {}).get("securitySchemes", {})
 
 
 def test_database_down_answers_503_and_writes_nothing(make_client, db_url: str) -> None:

@@ -8,11 +8,11 @@ from fastapi import APIRouter
 
 from recommender import store
 
-from ..deps import ApiKeyDep, RuntimeDep, SessionDep, SettingsDep
+from ..deps import RuntimeDep, SessionDep, SettingsDep
 from ..schemas import RatingBatch, RatingIn, RatingsBody, Received
 from ..validation import check_rating_scale
 
-router = APIRouter(prefix="/v1/ratings", tags=["ratings"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1/ratings", tags=["ratings"])
 
 
 @router.post("", response_model=Received)
