@@ -126,6 +126,9 @@ def fill(url: str, ratings) -> None:
             with sessions() as session:
                 store.upsert_ratings(session, ratings=rows)
                 session.commit()
+        with sessions() as session:  # as `recommender import` does after a bulk load
+            store.refresh_statistics(session)
+            session.commit()
     finally:
         engine.dispose()
 

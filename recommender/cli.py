@@ -194,6 +194,7 @@ def _load(
         ItemRow,
         make_engine,
         make_session_factory,
+        refresh_statistics,
         upsert_items,
         upsert_ratings,
     )
@@ -216,6 +217,9 @@ def _load(
             with sessions() as session:
                 upsert_items(session, items=rows[start : start + IMPORT_BATCH])
                 session.commit()
+        with sessions() as session:
+            refresh_statistics(session)
+            session.commit()
     finally:
         engine.dispose()
     return written, len(titles)

@@ -56,6 +56,13 @@ def visible_probs(h: torch.Tensor, W: torch.Tensor, a: torch.Tensor, n_states: i
     return p.view(batch, -1)
 
 
+def rated_log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """``(..., S)`` logits of a unit's weighted states -> ``(...)`` log-odds that the unit is
+    in any of them rather than the reference state: ``log sum_s exp(z_s)``, so that
+    ``p(not reference) = sigmoid(log-odds)`` (the sum of ``visible_probs``' S columns)."""
+    return torch.logsumexp(logits, dim=-1)
+
+
 def sample_bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(
         p.dtype)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -181,33 +182,36 @@ class RBMRecommender:
     def _encode_entries(self, users_ratings: Sequence[Mapping[str, float]]) -> Fn.SparseBatch:
         """``[{item: rating}, ...]`` -> the COO entries of their indicator rows.
 
-        Items unknown to the model are ignored. Vectorised per user (the serving hot path).
+        Items unknown to the model are ignored. One pass over the whole batch (the serving
+        hot path): the item lookups run in C (``map`` over ``dict.get``) and every array
+        operation happens once per batch, not once per user.
         """
-        get = self._item_index.get
-        threshold = self.config.like_threshold
-        cols_parts, counts = [], []
-        for mapping in users_ratings:
-            n = len(mapping)
-            if n == 0:
-                counts.append(0)
-                continue
-            index = np.fromiter((get(k if k.__class__ is str else str(k), -1) for k in mapping),
-                                dtype=np.int64, count=n)
-            values = np.fromiter(mapping.values(), dtype=np.float64, count=n)
-            if not np.isfinite(values).all():
-                bad = int(np.argmax(~np.isfinite(values)))
-                raise ValueError(f"rating must be a finite number. Received: "
-                                 f"rating={values[bad]!r} (item={list(mapping)[bad]!r})")
-            known = index >= 0
-            cols_parts.append(index[known] * N_STATES + (values[known] >= threshold))
-            counts.append(int(known.sum()))
-        cols = (np.concatenate(cols_parts) if cols_parts else np.zeros(0, dtype=np.int64))
-        lengths = torch.tensor(counts, dtype=torch.int64)
-        row_of = torch.repeat_interleave(torch.arange(len(counts)), lengths)
-        return Fn.SparseBatch(row_of=row_of.to(self.device),
+        lengths = np.fromiter(map(len, users_ratings), dtype=np.int64, count=len(users_ratings))
+        total = int(lengths.sum())
+        keys = chain.from_iterable(users_ratings)
+        index = np.fromiter(map(self._item_index.get, keys, repeat(-1)), dtype=np.int64,
+                            count=total)
+        values = np.fromiter(chain.from_iterable(m.values() for m in users_ratings),
+                             dtype=np.float64, count=total)
+        if not np.isfinite(values).all():
+            bad = int(np.argmax(~np.isfinite(values)))
+            user = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
+            item = list(users_ratings[user])[bad - int(lengths[:user].sum())]
+            raise ValueError(f"rating must be a finite number. Received: "
+                             f"rating={float(values[bad])!r} (item={item!r})")
+        unknown = np.flatnonzero(index < 0)
+        if len(unknown):  # ids given as non-strings (e.g. ints): look them up as text
+            keys = list(chain.from_iterable(users_ratings))
+            for position in unknown:
+                index[position] = self._item_index.get(str(keys[position]), -1)
+        user_of = np.repeat(np.arange(len(lengths)), lengths)
+        known = index >= 0
+        cols = index[known] * N_STATES + (values[known] >= self.config.like_threshold)
+        counts = torch.from_numpy(np.bincount(user_of[known], minlength=len(lengths)))
+        return Fn.SparseBatch(row_of=torch.from_numpy(user_of[known]).to(self.device),
                               cols=torch.from_numpy(cols).to(self.device),
-                              offsets=(torch.cumsum(lengths, 0) - lengths).to(self.device),
-                              size=len(counts))
+                              offsets=(torch.cumsum(counts, 0) - counts).to(self.device),
+                              size=len(lengths))
 
     def encode_mappings(self, users_ratings: Sequence[Mapping[str, float]]) -> torch.Tensor:
         """``[{item: rating}, ...] -> (users, n_items * 2)`` indicators; unknown items ignored."""
@@ -467,19 +471,33 @@ class RBMRecommender:
         rated = x.view(x.shape[0], -1, N_STATES).sum(dim=-1) > 0
         return probs.sum(dim=-1).masked_fill(rated, float("-inf")), probs
 
+    def _rated_log_odds(self, batch: Fn.SparseBatch) -> torch.Tensor:
+        """(users, items) log-odds that the user rates each item, ``-inf`` where they have.
+
+        ``p(rated) = sigmoid(log-odds)``: the same ranking as the state probabilities'
+        sum, with one ``logsumexp`` over the logits instead of a softmax and a sum (the
+        serving hot path; ``recommend`` applies the sigmoid to the top ``k`` only).
+        """
+        ph = torch.sigmoid(Fn.hidden_input_sparse(batch, self.W, self.b))
+        logits = Fn.visible_logits(ph, self.W, self.a).view(batch.size, -1, N_STATES)
+        log_odds = Fn.rated_log_odds(logits)
+        rated = batch.row_of * self.n_items + torch.div(batch.cols, N_STATES,
+                                                         rounding_mode="floor")
+        log_odds.view(-1).index_fill_(0, rated, float("-inf"))
+        return log_odds
+
     @torch.no_grad()
     def score_items(self, users_ratings: Sequence[Mapping[str, float]]) -> torch.Tensor:
         """(users, n_items) ranking scores p(rated); -inf for items the user rated."""
         self._require_fitted()
-        batch = self._encode_entries(users_ratings)
-        scores = self._state_probs(batch).sum(dim=-1)  # (users, items)
-        scores[batch.row_of, batch.cols // N_STATES] = float("-inf")
-        return scores
+        log_odds = self._rated_log_odds(self._encode_entries(users_ratings))
+        return torch.sigmoid(log_odds).masked_fill_(log_odds == float("-inf"), float("-inf"))
 
     @torch.no_grad()
     def recommend(self, users_ratings: Sequence[Mapping[str, float]], k: int = 10,
                   ) -> list[list[tuple[str, float]]]:
-        """Top-``k`` unseen items per user, best first, as ``(item_id, score)``.
+        """Top-``k`` unseen items per user, best first, as ``(item_id, score)`` where the
+        score is p(rated): how likely the user is to rate (engage with) the item.
 
         Each mapping is a user's *current* ratings (fold-in: no retraining needed); items the
         model has never seen are ignored, and an item in the mapping is never returned.
@@ -491,11 +509,15 @@ class RBMRecommender:
                              "user. Received a single mapping: wrap it in a list")
         if len(users_ratings) == 0:
             return []
-        scores = self.score_items(users_ratings)
-        top = scores.topk(min(k, self.n_items), dim=1)
-        values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
-        return [[(self.item_ids[j], float(s)) for s, j in zip(vs, js, strict=True)
-                 if s != float("-inf")] for vs, js in zip(values, indices, strict=True)]
+        self._require_fitted()
+        log_odds = self._rated_log_odds(self._encode_entries(users_ratings))
+        top = log_odds.topk(min(k, self.n_items), dim=1)
+        values = torch.sigmoid(top.values).cpu().tolist()
+        seen = (top.values == float("-inf")).cpu().tolist()
+        indices = top.indices.cpu().tolist()
+        ids = self.item_ids
+        return [[(ids[j], s) for s, j, rated in zip(vs, js, rs, strict=True) if not rated]
+                for vs, js, rs in zip(values, indices, seen, strict=True)]
 
     @torch.no_grad()
     def predict_like(self, user_ratings: Mapping[str, float], item_ids: Sequence[str],

@@ -26,7 +26,10 @@ def make_engine(
     """
     parsed = make_url(url)
     if "poolclass" not in kwargs:
-        kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size)
+        # LIFO: the connection used last is handed out next, so a steady reader (the
+        # recommendation batches) keeps one connection with a warm page cache instead of
+        # cycling through the pool, and idle extras can time out (SQLAlchemy's pooling docs).
+        kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size, pool_use_lifo=False)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,

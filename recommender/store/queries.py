@@ -15,15 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ARRAY,
     BigInteger,
     Float,
     String,
+    Text,
     bindparam,
+    cast,
     delete,
     func,
     select,
+    text,
     true,
     update,
 )
@@ -142,6 +146,16 @@ def _json_rows(*columns: list) -> str:
     return json.dumps(list(zip(*columns, strict=True)), allow_nan=False)
 
 
+def refresh_statistics(session: Session) -> None:
+    """Refresh the query planner's statistics (``ANALYZE``) after a bulk load.
+
+    PostgreSQL plans from them: on a freshly loaded table it does not know the primary key
+    is selective and reads a batch of users' ratings with a sequential scan (~10x slower).
+    Autovacuum catches up eventually; a bulk import should not leave it to chance.
+    """
+    session.execute(text("ANALYZE"))
+
+
 def user_ratings(session: Session, *, user_id: str) -> dict[str, float]:
     """All of one user's ratings as ``{item_id: rating}`` (one primary-key range scan)."""
     rows = session.execute(
@@ -155,10 +169,11 @@ def ratings_of_users(session: Session, *, user_ids: Sequence[str]) -> dict[str, 
 
     The serving path's read: one statement for a whole batch of recommendation requests, a
     primary-key range scan per user. The database folds each user's ratings into one JSON
-    object (``json_group_object`` on SQLite, ``json_object_agg`` on PostgreSQL), so the
-    driver hands back one row per user, parsed in C, instead of a row per rating (about
-    twice as fast). Ratings are numbers as JSON gives them back: an integral rating may come
-    back as an ``int`` (``4`` for ``4.0``). Users without ratings are absent from the answer.
+    object (``json_group_object`` on SQLite, ``json_object_agg`` on PostgreSQL) and hands it
+    over as text, parsed by orjson: one row per user instead of a row per rating, and no
+    per-value conversion in the driver (2-4x faster than either). Ratings are numbers as
+    JSON gives them back: an integral rating may come back as an ``int`` (``4`` for
+    ``4.0``). Users without ratings are absent from the answer.
     """
     if not user_ids:
         return {}
@@ -166,17 +181,14 @@ def ratings_of_users(session: Session, *, user_ids: Sequence[str]) -> dict[str, 
     dialect = session.get_bind().dialect.name
     wanted = table.c.user_id.in_(list(user_ids))
     if dialect in ("sqlite", "postgresql"):
-        fold = func.json_group_object if dialect == "sqlite" else func.json_object_agg
+        if dialect == "sqlite":
+            folded = func.json_group_object(table.c.item_id, table.c.value)
+        else:
+            folded = cast(func.json_object_agg(table.c.item_id, table.c.value), Text)
         rows = session.execute(
-            select(table.c.user_id, fold(table.c.item_id, table.c.value))
-            .where(wanted)
-            .group_by(table.c.user_id)
+            select(table.c.user_id, folded).where(wanted).group_by(table.c.user_id)
         ).all()
-        # SQLite answers JSON text; psycopg has already parsed PostgreSQL's json.
-        return {
-            user_id: json.loads(ratings) if isinstance(ratings, str) else ratings
-            for user_id, ratings in rows
-        }
+        return {user_id: orjson.loads(ratings) for user_id, ratings in rows}
     out: dict[str, dict[str, float]] = {}
     for user_id, item_id, value in session.execute(
         select(table.c.user_id, table.c.item_id, table.c.value).where(wanted)

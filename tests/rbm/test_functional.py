@@ -60,9 +60,21 @@ def test_conditionals_and_free_energy_match_brute_force(n_states):
     p_cols_given_h = ((joint / p_h).t() @ V)  # (n_h, n_cols)
     torch.testing.assert_close(Fn.visible_probs(H, W, a, n_states), p_cols_given_h)
 
+    # p(unit is in a weighted state | h) = sigmoid(rated log-odds), from the joint table
+    if n_states == 2:
+        rated = (joint / p_h).t() @ V.view(len(V), n_units, 2).sum(dim=-1)  # (n_h, n_units)
+        logits = Fn.visible_logits(H, W, a).view(len(H), n_units, 2)
+        torch.testing.assert_close(torch.sigmoid(Fn.rated_log_odds(logits)), rated)
+
     # Free energy: F(v) = -log sum_h exp(-E(v, h))
     F_brute = -torch.logsumexp(-E, dim=1)
     torch.testing.assert_close(Fn.free_energy(V, W, a, b), F_brute)
+
+
+def test_rated_log_odds_worked_example():
+    # logits 0 and log 3: p(states) = (1, 3) / (1 + 1 + 3), so p(rated) = 4/5 = sigmoid(log 4)
+    logits = torch.tensor([[0.0, math.log(3.0)], [-math.inf, -math.inf]])
+    torch.testing.assert_close(Fn.rated_log_odds(logits), torch.tensor([math.log(4.0), -math.inf]))
 
 
 def test_energy_worked_example():

@@ -223,3 +223,27 @@ def test_bad_k_and_untrained_model():
         model.recommend([{"a": 1}], k=0)
     with pytest.raises(ValueError, match="Received a single mapping"):
         model.recommend({"a": 1}, k=1)
+
+
+def test_fold_in_encoding_matches_a_per_user_brute_force(trained):
+    model, _ = trained
+    users = [{"i0": 5, "i3": 1.0}, {}, {"never-seen": 4, "i2": 4}, {"i1": 3.5, "i0": 4}]
+    batch = model._encode_entries(users)
+    expected = torch.zeros(len(users), model.n_items * 2)
+    for row, mapping in enumerate(users):
+        for item, rating in mapping.items():
+            if item in model.item_ids:
+                expected[row, model.item_ids.index(item) * 2 + int(rating >= 4)] = 1.0
+    assert torch.equal(batch.dense(model.n_items * 2), expected)
+    assert batch.offsets.tolist() == [0, 2, 2, 3]  # empty and unknown-only rows keep a bag
+    # Item ids given as numbers are looked up as text.
+    numbered = RBMRecommender(SMALL)
+    numbered.fit(_ratings([("u", "1", 5, 0), ("v", "2", 3, 0), ("v", "1", 1, 0)]), verbose=0)
+    assert torch.equal(numbered._encode_entries([{1: 5, 2: 2}]).dense(4),
+                       numbered._encode_entries([{"1": 5, "2": 2}]).dense(4))
+
+
+def test_a_non_finite_fold_in_rating_names_the_item(trained):
+    model, _ = trained
+    with pytest.raises(ValueError, match=r"rating=nan \(item='i4'\)"):
+        model.recommend([{"i0": 5}, {"i1": 3, "i4": float("nan")}], k=3)

@@ -124,6 +124,65 @@ def test_a_failing_call_fails_every_request_of_its_batch_then_recovers() -> None
     assert again == 7
 
 
-def test_max_batch_is_validated() -> None:
+def test_max_batch_and_gather_time_are_validated() -> None:
     with pytest.raises(ValueError, match="max_batch must be >= 1. Received: max_batch=0"):
         MicroBatcher(lambda requests: requests, max_batch=0)
+    with pytest.raises(ValueError, match="gather_s must be >= 0. Received: gather_s=-1"):
+        MicroBatcher(lambda requests: requests, gather_s=-1)
+
+
+def _staggered_rounds(gather_s: float) -> list[list[int]]:
+    """Three clients: a first round together, then a second round arriving 10 ms apart."""
+    calls: list[list[int]] = []
+
+    def process(requests: list[int]) -> list[int]:
+        calls.append(list(requests))
+        return list(requests)
+
+    batcher = MicroBatcher(process, threaded=False, gather_s=gather_s)
+
+    async def scenario() -> None:
+        await asyncio.gather(*(batcher.submit(n) for n in range(3)))
+        second = []
+        for n in (3, 4, 5):
+            second.append(asyncio.ensure_future(batcher.submit(n)))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*second)
+
+    try:
+        run(scenario())
+    finally:
+        batcher.close()
+    return calls
+
+
+def test_after_a_batch_of_n_the_next_waits_for_n_requests() -> None:
+    # A round of clients answered together comes back spread over a few milliseconds: the
+    # next batch waits for as many as the last one had instead of splitting the round.
+    assert _staggered_rounds(gather_s=0.5) == [[0, 1, 2], [3, 4, 5]]
+    # Without gathering the first arrival goes alone and the rest follow as they come.
+    assert _staggered_rounds(gather_s=0)[1] == [3]
+
+
+def test_a_gather_that_times_out_stops_waiting_for_the_missing_clients() -> None:
+    calls: list[list[int]] = []
+
+    def process(requests: list[int]) -> list[int]:
+        calls.append(list(requests))
+        return list(requests)
+
+    batcher = MicroBatcher(process, threaded=False, gather_s=0.05)
+
+    async def scenario() -> None:
+        await asyncio.gather(*(batcher.submit(n) for n in range(3)))
+        await batcher.submit(3)  # waits 50 ms for two more that never come
+        later = asyncio.ensure_future(batcher.submit(4))
+        await asyncio.sleep(0.02)
+        await asyncio.gather(later, batcher.submit(5))
+
+    try:
+        run(scenario())
+    finally:
+        batcher.close()
+    # After the timeout a lone request goes at once again: 4 does not wait for 5.
+    assert calls == [[0, 1, 2], [3], [4], [5]]

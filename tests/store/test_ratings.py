@@ -209,3 +209,22 @@ def test_concurrent_writers_keep_one_row_per_pair_and_lose_nothing(
             assert rating.timestamp in last_round_stamps
             assert rating.value in last_round_values
             assert rating.value == float(1 + (rating.timestamp % 1000 + rounds - 1) % 5)
+
+
+def test_refresh_statistics_gives_the_planner_row_counts(session: Session) -> None:
+    from sqlalchemy import text
+
+    store.upsert_ratings(
+        session, ratings=[RatingRow(f"u{n % 7}", f"i{n}", 3.0, n) for n in range(50)]
+    )
+    session.commit()
+    store.refresh_statistics(session)
+    session.commit()
+    if session.get_bind().dialect.name == "sqlite":
+        stat = session.execute(
+            text("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_ratings_item_id'")
+        )
+        assert stat.scalar_one().split()[0] == "50"  # rows in the index
+    else:
+        tuples = session.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'ratings'"))
+        assert tuples.scalar_one() == 50
