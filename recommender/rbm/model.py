@@ -471,16 +471,48 @@ class RBMRecommender:
         rated = x.view(x.shape[0], -1, N_STATES).sum(dim=-1) > 0
         return probs.sum(dim=-1).masked_fill(rated, float("-inf")), probs
 
+    def _serving_weights(self) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The weights rearranged for scoring, rebuilt whenever W, a or b change.
+
+        Returns ``(n_tied, W_tied, W_states, a_states)``: ``W_tied (items, n_tied)`` holds the
+        engagement weights once (they are equal for both states, so their share of the
+        logits is computed once per item: a quarter fewer multiply-adds), ``W_states
+        (2 * items, rest)`` the other columns in state-major order and ``a_states (2, items)``
+        the biases, so that each state's logits come out as one contiguous block (element-
+        wise work on interleaved columns is several times slower). Engagement columns whose
+        weights are not tied (e.g. set by hand with ``set_weights``) are treated like the
+        rest.
+        """
+        key = (self.W.data_ptr(), self.W._version, self.a._version)  # in-place updates count
+        cached = getattr(self, "_serving", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        W3 = self.W.view(-1, N_STATES, self.W.shape[1])  # (items, state, hidden)
+        n_tied = self.config.n_hidden
+        if not torch.equal(W3[:, 0, :n_tied], W3[:, 1, :n_tied]):
+            n_tied = 0
+        weights = (n_tied, W3[:, 0, :n_tied].contiguous(),
+                   W3[:, :, n_tied:].transpose(0, 1).reshape(-1, W3.shape[2] - n_tied),
+                   self.a.view(-1, N_STATES).t().contiguous())
+        self._serving = (key, weights)
+        return weights
+
     def _rated_log_odds(self, batch: Fn.SparseBatch) -> torch.Tensor:
         """(users, items) log-odds that the user rates each item, ``-inf`` where they have.
 
-        ``p(rated) = sigmoid(log-odds)``: the same ranking as the state probabilities'
-        sum, with one ``logsumexp`` over the logits instead of a softmax and a sum (the
-        serving hot path; ``recommend`` applies the sigmoid to the top ``k`` only).
+        ``p(rated) = sigmoid(log-odds)``, the sum of the two rated states' probabilities, and
+        the log-odds are ``log(exp(z_disliked) + exp(z_liked))`` of the two states' logits
+        (``Fn.rated_log_odds``). The serving hot path: ``recommend`` ranks by the log-odds
+        and applies the sigmoid to the top ``k`` only.
         """
+        n_tied, W_tied, W_states, a_states = self._serving_weights()
         ph = torch.sigmoid(Fn.hidden_input_sparse(batch, self.W, self.b))
-        logits = Fn.visible_logits(ph, self.W, self.a).view(batch.size, -1, N_STATES)
-        log_odds = Fn.rated_log_odds(logits)
+        n = batch.size
+        # Logits z_s = a_s + h_tied W_tied + h_rest W_s: the tied part is shared by both states.
+        rest = torch.mm(ph[:, n_tied:], W_states.t()).view(n, N_STATES, -1) + a_states
+        log_odds = torch.logaddexp(rest[:, 0], rest[:, 1])
+        if n_tied:
+            log_odds.addmm_(ph[:, :n_tied], W_tied.t())
         rated = batch.row_of * self.n_items + torch.div(batch.cols, N_STATES,
                                                          rounding_mode="floor")
         log_odds.view(-1).index_fill_(0, rated, float("-inf"))

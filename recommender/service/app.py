@@ -56,9 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     for router in (
+        recommendations.router,  # first: the hot route matches without trying the others
         ratings.router,
         users.router,
-        recommendations.router,
         items.router,
         admin.router,
         health.router,

@@ -94,11 +94,20 @@ class BodyTooLargeError(Exception):
 
 
 class MetricsMiddleware:
-    """Observe each request's latency under its route template (``/v1/users/{user_id}/...``)."""
+    """Observe each request's latency under its route template (``/v1/users/{user_id}/...``).
+
+    Label values come from finite sets (route templates, status codes, the standard
+    methods; any other method is ``OTHER``), so clients cannot grow the series without bound.
+    The labelled histogram children are cached: ``labels()`` validates and locks on every
+    call, a measurable share of a cheap request.
+    """
+
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,9 +126,15 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
-            self.metrics.request_duration.labels(
-                method=scope["method"], route=template, status=str(status["code"])
-            ).observe(time.perf_counter() - start)
+            method = scope["method"] if scope["method"] in self.METHODS else "OTHER"
+            key = (method, template, status["code"])
+            child = self._children.get(key)
+            if child is None:
+                child = self.metrics.request_duration.labels(
+                    method=method, route=template, status=str(status["code"])
+                )
+                self._children[key] = child
+            child.observe(time.perf_counter() - start)
 
 
 class ApiKeyMiddleware:

@@ -4,6 +4,7 @@ the job worker, metrics."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -74,9 +75,9 @@ class Runtime:
             results = recommend_many(
                 session, requests, holder=self.models, popular=self.popular, titles=self.titles
             )
-        for result in results:
-            if isinstance(result, Recommendation):
-                self.metrics.recommendations.labels(strategy=result.strategy).inc()
+        served = Counter(r.strategy for r in results if isinstance(r, Recommendation))
+        for strategy, count in served.items():
+            self.metrics.recommendations.labels(strategy=strategy).inc(count)
         return results
 
     async def recommend(self, request: RecommendationRequest) -> Recommendation:

@@ -247,3 +247,27 @@ def test_a_non_finite_fold_in_rating_names_the_item(trained):
     model, _ = trained
     with pytest.raises(ValueError, match=r"rating=nan \(item='i4'\)"):
         model.recommend([{"i0": 5}, {"i1": 3, "i4": float("nan")}], k=3)
+
+
+def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained):
+    model, _ = trained
+    users = [{"i0": 5, "i4": 2}, {"i7": 4}, {}]
+
+    def expected() -> torch.Tensor:
+        x = model.encode_mappings(users)
+        p = model._state_probs(x).sum(dim=-1)  # p(disliked) + p(liked)
+        return p.masked_fill(x.view(len(users), -1, 2).sum(dim=-1) > 0, float("-inf"))
+
+    torch.testing.assert_close(model.score_items(users), expected())
+    W, a, b = (w.clone() for w in model.get_weights())
+    try:
+        g = torch.Generator().manual_seed(3)
+        # Untied engagement weights: the serving split must notice and still be exact.
+        model.set_weights([torch.randn(W.shape, generator=g), torch.randn(a.shape, generator=g),
+                           b])
+        torch.testing.assert_close(model.score_items(users), expected())
+        model.a.add_(1.0)  # an in-place change after the serving weights were built
+        torch.testing.assert_close(model.score_items(users), expected())
+    finally:
+        model.set_weights([W, a, b])
+    torch.testing.assert_close(model.score_items(users), expected())

@@ -32,6 +32,23 @@ def test_metrics_export_latency_and_ratings_count(client: TestClient) -> None:
     assert 'recommender_recommendations_total{strategy="popular"} 1.0' in text_body
 
 
+def test_request_metrics_keep_label_values_bounded(client: TestClient) -> None:
+    for method in ("BREW", "PROPFIND", "BREW"):
+        client.request(method, "/healthz")
+    client.get("/healthz")
+    client.get("/healthz")
+    text_body = client.get("/metrics").text
+    assert (
+        'recommender_request_duration_seconds_count{method="OTHER",route="/healthz",status="405"}'
+        " 3.0"
+    ) in text_body
+    assert (
+        'recommender_request_duration_seconds_count{method="GET",route="/healthz",status="200"}'
+        " 2.0"
+    ) in text_body
+    assert "BREW" not in text_body and "PROPFIND" not in text_body
+
+
 def test_openapi_docs_are_served(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/ratings" in paths and "/v1/admin/retrain" in paths
