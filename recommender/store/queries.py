@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -177,24 +178,32 @@ def ratings_of_users(session: Session, *, user_ids: Sequence[str]) -> dict[str, 
     """
     if not user_ids:
         return {}
-    table = Rating.__table__
     dialect = session.get_bind().dialect.name
-    wanted = table.c.user_id.in_(list(user_ids))
-    if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            folded = func.json_group_object(table.c.item_id, table.c.value)
-        else:
-            folded = cast(func.json_object_agg(table.c.item_id, table.c.value), Text)
-        rows = session.execute(
-            select(table.c.user_id, folded).where(wanted).group_by(table.c.user_id)
-        ).all()
+    rows = session.execute(_ratings_of_users_query(dialect), {"user_ids": list(user_ids)}).all()
+    if dialect in FOLDS_JSON:  # one JSON object per user
         return {user_id: orjson.loads(ratings) for user_id, ratings in rows}
     out: dict[str, dict[str, float]] = {}
-    for user_id, item_id, value in session.execute(
-        select(table.c.user_id, table.c.item_id, table.c.value).where(wanted)
-    ).all():
+    for user_id, item_id, value in rows:
         out.setdefault(user_id, {})[item_id] = value
     return out
+
+
+FOLDS_JSON = ("sqlite", "postgresql")  # dialects that fold a user's ratings into JSON
+
+
+@functools.cache
+def _ratings_of_users_query(dialect: str) -> Any:
+    """The statement of :func:`ratings_of_users` for ``dialect``, built once: constructing
+    the expression costs more than SQLAlchemy's compiled-cache lookup it then hits."""
+    table = Rating.__table__
+    wanted = table.c.user_id.in_(bindparam("user_ids", expanding=True))
+    if dialect == "sqlite":
+        folded = func.json_group_object(table.c.item_id, table.c.value)
+    elif dialect == "postgresql":
+        folded = cast(func.json_object_agg(table.c.item_id, table.c.value), Text)
+    else:  # a row per rating
+        return select(table.c.user_id, table.c.item_id, table.c.value).where(wanted)
+    return select(table.c.user_id, folded).where(wanted).group_by(table.c.user_id)
 
 
 def list_user_ratings(
