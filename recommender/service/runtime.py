@@ -39,6 +39,8 @@ class Runtime:
     popular: PopularItems
     titles: ItemTitles
     worker: JobWorker | None
+    # Sessions for the recommendation batches' reads (see ``store.make_reader_factory``).
+    readers: sessionmaker[Session] | None = None
     recommender: MicroBatcher[RecommendationRequest, Recommendation] | None = None
 
     @classmethod
@@ -67,11 +69,12 @@ class Runtime:
                 metrics=metrics,
                 on_model_ready=lambda _version: models.refresh(force=True),
             )
-        return cls(settings, engine, sessions, metrics, models, popular, titles, worker)
+        readers = store.make_reader_factory(engine)
+        return cls(settings, engine, sessions, metrics, models, popular, titles, worker, readers)
 
     def recommend_batch(self, requests: list[RecommendationRequest]) -> list:
         """Answer a batch of recommendation requests (runs on the batcher's thread)."""
-        with self.sessions() as session:
+        with (self.readers or self.sessions)() as session:
             results = recommend_many(
                 session, requests, holder=self.models, popular=self.popular, titles=self.titles
             )

@@ -4,7 +4,13 @@ SQLite file by default, PostgreSQL in production; the schema is made only by the
 migrations (:func:`upgrade_database`).
 """
 
-from .engine import DEFAULT_DATABASE_URL, begin_write, make_engine, make_session_factory
+from .engine import (
+    DEFAULT_DATABASE_URL,
+    begin_write,
+    make_engine,
+    make_reader_factory,
+    make_session_factory,
+)
 from .migrate import upgrade_database
 from .models import ActiveModel, Base, Item, JobStatus, ModelVersion, Rating, TrainingJob
 from .queries import (
@@ -75,6 +81,7 @@ __all__ = [
     "list_models",
     "list_user_ratings",
     "make_engine",
+    "make_reader_factory",
     "make_session_factory",
     "new_version_name",
     "open_job",

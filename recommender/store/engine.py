@@ -91,6 +91,18 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def make_reader_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for work that only reads, one statement at a time (the recommendation path).
+
+    On PostgreSQL they run in autocommit mode: each statement is its own snapshot and no
+    BEGIN / ROLLBACK round trips wrap it (two of the three a batch would otherwise cost).
+    SQLite's transactions are in-process and cheap: plain sessions there.
+    """
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return make_session_factory(engine)
+
+
 def begin_write(session: Session) -> None:
     """Declare that the session's transaction will write; call before its first statement.
 

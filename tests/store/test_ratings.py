@@ -228,3 +228,24 @@ def test_refresh_statistics_gives_the_planner_row_counts(session: Session) -> No
     else:
         tuples = session.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'ratings'"))
         assert tuples.scalar_one() == 50
+
+
+def test_reader_sessions_hold_no_transaction_on_postgresql(engine) -> None:
+    """The recommendation path's reads: autocommit on PostgreSQL (no BEGIN / ROLLBACK round
+    trips, every statement sees the latest commits), plain sessions on SQLite."""
+    readers = store.make_reader_factory(engine)
+    writers = store.make_session_factory(engine)
+    with readers() as reader:
+        assert store.ratings_of_users(reader, user_ids=["u"]) == {}
+        with writers() as writer:
+            store.upsert_ratings(writer, ratings=[RatingRow("u", "a", 4.0, 1)])
+            writer.commit()
+        if engine.dialect.name == "postgresql":
+            import psycopg
+
+            dbapi = reader.connection().connection.dbapi_connection
+            assert dbapi.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            # No snapshot held from the first read: the new rating shows at once.
+            assert store.ratings_of_users(reader, user_ids=["u"]) == {"u": {"a": 4.0}}
+    with readers() as reader:
+        assert store.ratings_of_users(reader, user_ids=["u"]) == {"u": {"a": 4.0}}
