@@ -18,9 +18,11 @@ route's requests/s; ingest >= 20,000 ratings/s into PostgreSQL. By Little's law,
 always in flight at a p99 of 25 ms need well over 32 / 0.025 = 1,280 requests/s.
 
 The machine is usually shared: the load average at each phase is printed with it; compare
-ratios within one run, not absolute numbers across runs.
+ratios within one run, not absolute numbers across runs. The ceiling and the recommendations
+at full concurrency alternate in ``--rounds`` short rounds so that both see the same drift,
+and the target ratio is the median of the rounds' paired ratios.
 
-    .venv/bin/python benchmarks/service_load.py [--duration 10] [--concurrency 32]
+    .venv/bin/python benchmarks/service_load.py [--duration 10] [--rounds 4] [--concurrency 32]
         [--low-concurrency 1 8] [--workers 1 2] [--client auto|wrk|python] [--json out.json]
 """
 
@@ -36,6 +38,7 @@ import random
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,6 +76,7 @@ class Result:
     load_before: float = float("nan")  # 1-minute load average when the phase started
     load_after: float = float("nan")
     notes: list[str] = field(default_factory=list)
+    round_rps: list[float] = field(default_factory=list)  # per round, when interleaved
 
     @property
     def rps(self) -> float:
@@ -525,6 +529,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="the ceiling and the recommendations alternate this many times "
+        "(--duration split between the rounds); the target ratio is the median round's",
+    )
+    parser.add_argument(
         "--low-concurrency",
         type=int,
         nargs="*",
@@ -617,10 +628,31 @@ def run_server_phases(
     server = Server(url, model_dir, workers, args.torch_threads)
     try:
         warm_up(server, rec_paths)
-        phases: list[tuple[str, Load, int, int]] = [
-            ("GET /healthz (ceiling)", Load(["/healthz"]), args.concurrency, 0),
-            ("GET recommendations k=10", Load(rec_paths), args.concurrency, 0),
+        # The ceiling and the recommendations at full concurrency alternate, round by round,
+        # so that both see the same drift of a shared machine; each round's ratio is paired.
+        pair = [
+            ("GET /healthz (ceiling)", Load(["/healthz"])),
+            ("GET recommendations k=10", Load(rec_paths)),
         ]
+        rounds: dict[str, list[Result]] = {route: [] for route, _ in pair}
+        for _ in range(args.rounds):
+            for route, load in pair:
+                rounds[route].append(
+                    drive(
+                        server,
+                        database=kind,
+                        route=route,
+                        load=load,
+                        concurrency=args.concurrency,
+                        duration=args.duration / args.rounds,
+                        client=client,
+                        tmp=tmp,
+                    )
+                )
+        for route, _ in pair:
+            results.append(merge_rounds(rounds[route]))
+            _print_phase(results[-1], kind, workers)
+        phases: list[tuple[str, Load, int, int]] = []
         for low in args.low_concurrency:
             if low != args.concurrency:
                 phases.append(("GET recommendations k=10", Load(rec_paths), low, 0))
@@ -647,16 +679,48 @@ def run_server_phases(
                 ratings_per_request=per,
             )
             results.append(result)
-            print(
-                f"[{kind}, {workers} worker(s)] {route} c={concurrency}: {result.rps:,.0f} req/s, "
-                f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                f"server {result.server_us_per_request:,.0f} us CPU/request, "
-                f"client {result.client_cpu_share:.0%} of a core, errors {result.errors}, "
-                f"load {result.load_before:.1f}->{result.load_after:.1f}"
-            )
+            _print_phase(result, kind, workers)
     finally:
         server.stop()
     return results
+
+
+def _print_phase(result: Result, kind: str, workers: int) -> None:
+    rounds = (
+        f" (rounds: {', '.join(f'{rps:,.0f}' for rps in result.round_rps)} req/s)"
+        if len(result.round_rps) > 1
+        else ""
+    )
+    print(
+        f"[{kind}, {workers} worker(s)] {result.route} c={result.concurrency}: "
+        f"{result.rps:,.0f} req/s{rounds}, p50 {result.p50_ms:.1f} ms, "
+        f"p99 {result.p99_ms:.1f} ms, server {result.server_us_per_request:,.0f} us CPU/request, "
+        f"client {result.client_cpu_share:.0%} of a core, errors {result.errors}, "
+        f"load {result.load_before:.1f}->{result.load_after:.1f}"
+    )
+
+
+def merge_rounds(rounds: list[Result]) -> Result:
+    """One result for interleaved rounds of the same phase: totals for counts and CPU time,
+    the median round's p50 and p99, and every round's req/s."""
+    first = rounds[0]
+    return Result(
+        database=first.database,
+        workers=first.workers,
+        route=first.route,
+        concurrency=first.concurrency,
+        requests=sum(r.requests for r in rounds),
+        seconds=sum(r.seconds for r in rounds),
+        p50_ms=statistics.median(r.p50_ms for r in rounds),
+        p99_ms=statistics.median(r.p99_ms for r in rounds),
+        errors=sum(r.errors for r in rounds),
+        client=first.client,
+        client_cpu_s=sum(r.client_cpu_s for r in rounds),
+        server_cpu_s=sum(r.server_cpu_s for r in rounds),
+        load_before=first.load_before,
+        load_after=rounds[-1].load_after,
+        round_rps=[r.rps for r in rounds],
+    )
 
 
 def report(results: list[Result], args: argparse.Namespace, source: str, client: str) -> None:
@@ -702,7 +766,10 @@ def report(results: list[Result], args: argparse.Namespace, source: str, client:
         where = f"[{r.database}, {r.workers} worker(s)]"
         if r.route.startswith("GET recommendations") and r.concurrency == args.concurrency:
             top = ceiling[key]
-            ratio = r.rps / top.rps
+            # The median of the rounds' paired ratios (each round measured both routes).
+            ratio = statistics.median(
+                rps / top_rps for rps, top_rps in zip(r.round_rps, top.round_rps, strict=True)
+            )
             cpu_ratio = top.server_us_per_request / r.server_us_per_request
             print(
                 f"{where} recommendations at {r.concurrency} clients: {ratio:.0%} of the trivial "
