@@ -56,11 +56,14 @@ def visible_probs(h: torch.Tensor, W: torch.Tensor, a: torch.Tensor, n_states: i
     return p.view(batch, -1)
 
 
-def rated_log_odds(logits: torch.Tensor) -> torch.Tensor:
-    """``(..., S)`` logits of a unit's weighted states -> ``(...)`` log-odds that the unit is
-    in any of them rather than the reference state: ``log sum_s exp(z_s)``, so that
+def rated_log_odds(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Logits of a unit's S weighted states along ``dim`` -> the log-odds that the unit is in
+    any of them rather than the reference state: ``log sum_s exp(z_s)``, so that
     ``p(not reference) = sigmoid(log-odds)`` (the sum of ``visible_probs``' S columns)."""
-    return torch.logsumexp(logits, dim=-1)
+    if logits.shape[dim] == 2:  # ternary units: logaddexp is several times faster
+        disliked, liked = logits.unbind(dim)
+        return torch.logaddexp(disliked, liked)
+    return torch.logsumexp(logits, dim=dim)
 
 
 def sample_bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
