@@ -96,7 +96,7 @@ class MicroBatcher(Generic[T, R]):
                 batch = [(request, f) for request, f in batch if not f.done()]  # client gone
                 if not batch:
                     continue
-                self._want = min(len(batch), self.max_batch)
+                self._want = len(batch)
                 if self._on_batch is not None:
                     self._on_batch(len(batch))
                 requests = [request for request, _ in batch]

@@ -26,10 +26,7 @@ def make_engine(
     """
     parsed = make_url(url)
     if "poolclass" not in kwargs:
-        # LIFO: the connection used last is handed out next, so a steady reader (the
-        # recommendation batches) keeps one connection with a warm page cache instead of
-        # cycling through the pool, and idle extras can time out (SQLAlchemy's pooling docs).
-        kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size, pool_use_lifo=False)
+        kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
