@@ -111,7 +111,7 @@ class Runtime:
             max_batch=self.settings.recommend_batch_max,
             name="recommend",
             on_batch=self.metrics.recommendation_batch.observe,
-            threaded=self.settings.recommend_in_thread,
+            threaded=self.settings.batches_in_thread(),
         )
         if self.worker is not None:
             self.worker.start()

@@ -33,10 +33,13 @@ class LoadedModel:
 
 
 def load_artifact(directory: Path) -> Any:
-    """Load an RBM artifact for CPU serving."""
+    """Load an RBM artifact for CPU serving, warmed by one scoring call (which also builds
+    its serving weights) so that the first batch after a swap pays for neither."""
     from recommender.rbm import RBMRecommender
 
-    return RBMRecommender.load(directory, device="cpu")
+    model = RBMRecommender.load(directory, device="cpu")
+    model.recommend([{}], k=1)
+    return model
 
 
 class ModelHolder:

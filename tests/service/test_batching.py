@@ -186,3 +186,19 @@ def test_a_gather_that_times_out_stops_waiting_for_the_missing_clients() -> None
         batcher.close()
     # After the timeout a lone request goes at once again: 4 does not wait for 5.
     assert calls == [[0, 1, 2], [3], [4], [5]]
+
+
+@pytest.mark.parametrize(
+    "url, setting, threaded",
+    [
+        ("sqlite:///x.db", None, False),  # embedded: on the event loop
+        ("postgresql+psycopg://db/x", None, True),  # behind a network: on a thread
+        ("sqlite:///x.db", True, True),
+        ("postgresql+psycopg://db/x", False, False),
+    ],
+)
+def test_where_batches_run_follows_the_database_unless_set(url, setting, threaded) -> None:
+    from recommender.service import Settings
+
+    settings = Settings(database_url=url, recommend_in_thread=setting)
+    assert settings.batches_in_thread() is threaded
