@@ -395,6 +395,10 @@ def evaluate(
     params: ParamOption = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda[:n].")] = None,
+    cold_start: Annotated[list[int] | None, typer.Option(
+        "--cold-start", min=1,
+        help="Also rank for users folded in from only this many ratings (repeatable).")
+    ] = None,
 ) -> None:
     """Train the RBM on a per-user 75/25 split and print it beside the popularity baseline."""
     import json
@@ -405,7 +409,8 @@ def evaluate(
     config = _rbm_config(params, epochs, device)
     try:
         data = read_ratings(ratings)
-        result = run_protocol(data, k=k, seed=seed, config=config, verbose=0 if as_json else 1)
+        result = run_protocol(data, k=k, seed=seed, config=config, verbose=0 if as_json else 1,
+                              cold_start=tuple(cold_start or ()))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

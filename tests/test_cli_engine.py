@@ -25,10 +25,11 @@ def ratings_csv(tmp_path_factory) -> Path:
 
 def test_evaluate_json_has_both_models(ratings_csv: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--ratings", str(ratings_csv), "--json", "--k", "5",
-                                 *SMALL])
+                                 "--cold-start", "1", "--cold-start", "3", *SMALL])
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["k"] == 5
+    assert [row["known"] for row in out["cold_start"]] == [1, 3]
     assert set(out["models"]) == {"rbm", "popularity"}
     for metrics in out["models"].values():
         assert 0.0 <= metrics["precision"] <= 1.0

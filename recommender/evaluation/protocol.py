@@ -95,9 +95,59 @@ def evaluate_popularity(train: Ratings, test: Ratings, k: int = 10,
     return out
 
 
+def evaluate_cold_start(model: RBMRecommender, train: Ratings, test: Ratings, *,
+                        known: tuple[int, ...] = (1, 3, 5, 10, 20), k: int = 10,
+                        seed: int = 0) -> list[dict[str, float]]:
+    """How the RBM ranks for users who have rated only a few items yet (new users of the
+    service, folded in without retraining), beside the popularity list.
+
+    For each ``n`` in ``known``, every user's fold-in sees ``n`` of their training ratings,
+    drawn at random (seed ``seed``; all of them when they have fewer); both lists exclude
+    those ``n`` items and are scored against the user's held-out items as in
+    :func:`evaluate_model`. Popularity counts every training rating. Returns one row per
+    ``n``: ``{"known", "precision", "ndcg", "popularity_precision", "popularity_ndcg"}``.
+    """
+    by_user: dict[str, dict[str, float]] = {}
+    for user, item, value in zip(train.users, train.items, train.values, strict=True):
+        by_user.setdefault(user, {})[item] = float(value)
+    relevant_items: dict[str, set[str]] = {}
+    for user, item in zip(test.users, test.items, strict=True):
+        relevant_items.setdefault(user, set()).add(item)
+    users = [u for u in sorted(relevant_items) if u in by_user]
+    index = model._item_index
+    relevant = torch.zeros(len(users), model.n_items, dtype=torch.bool)
+    for row, user in enumerate(users):
+        columns = [index[i] for i in relevant_items[user] if i in index]
+        relevant[row, columns] = True
+    counts = torch.zeros(model.n_items, dtype=torch.float64)
+    known_items = torch.tensor([index[i] for i in train.items if i in index], dtype=torch.int64)
+    counts.index_add_(0, known_items, torch.ones(len(known_items), dtype=torch.float64))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in known:
+        folded = []
+        for user in users:
+            items = list(by_user[user])
+            keep = rng.choice(len(items), size=min(n, len(items)), replace=False)
+            folded.append({items[j]: by_user[user][items[j]] for j in keep})
+        scores = model.score_items(folded)  # -inf on the n known items
+        rbm = ranking_metrics(scores.topk(min(k, model.n_items), dim=1).indices, relevant)
+        pop_scores = counts.expand(len(users), -1).masked_fill(scores == float("-inf"),
+                                                                float("-inf"))
+        pop = ranking_metrics(pop_scores.topk(min(k, model.n_items), dim=1).indices, relevant)
+        rows.append({"known": n,
+                     "precision": float(rbm["precision"].mean()),
+                     "ndcg": float(rbm["ndcg"].mean()),
+                     "popularity_precision": float(pop["precision"].mean()),
+                     "popularity_ndcg": float(pop["ndcg"].mean())})
+    return rows
+
+
 def run_protocol(ratings: Ratings, *, k: int = 10, test_fraction: float = 0.25, seed: int = 42,
-                 config: Any = None, verbose: int = 1) -> dict[str, Any]:
-    """Split, train the RBM on the training part, evaluate it and the popularity baseline."""
+                 config: Any = None, verbose: int = 1,
+                 cold_start: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Split, train the RBM on the training part, evaluate it and the popularity baseline
+    (and, for each ``n`` in ``cold_start``, users folded in from ``n`` ratings only)."""
     from ..rbm.config import RBMConfig
 
     config = config or RBMConfig()
@@ -111,6 +161,8 @@ def run_protocol(ratings: Ratings, *, k: int = 10, test_fraction: float = 0.25, 
     rbm["train_seconds"] = seconds
     pop = evaluate_popularity(train, test, k=k, like_threshold=config.like_threshold)
     pop["train_seconds"] = 0.0
+    extra = ({"cold_start": evaluate_cold_start(model, train, test, known=cold_start, k=k)}
+             if cold_start else {})
     return {
         "k": k,
         "data": {"ratings": len(ratings), "users": ratings.n_users, "items": ratings.n_items,
@@ -118,11 +170,11 @@ def run_protocol(ratings: Ratings, *, k: int = 10, test_fraction: float = 0.25, 
         "config": config.to_dict(),
         "models": {"rbm": rbm, "popularity": pop},
         "device": str(model.device),
-    }
+    } | extra
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """One table, the RBM beside the popularity baseline."""
+    """One table, the RBM beside the popularity baseline (and the cold-start one, if run)."""
     k = result["k"]
     header = ["model", f"P@{k}", f"R@{k}", f"nDCG@{k}", f"MAP@{k}", "like acc", "coverage",
               "train s"]
@@ -131,12 +183,24 @@ def format_table(result: dict[str, Any]) -> str:
         rows.append([name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['ndcg']:.3f}",
                      f"{m['map']:.3f}", f"{m['like_accuracy']:.3f}", f"{m['coverage']:.3f}",
                      f"{m['train_seconds']:.1f}"])
+    lines = _aligned(header, rows)
+    d = result["data"]
+    lines.append(f"({d['ratings']} ratings, {d['users']} users, {d['items']} items; "
+                 f"per-user 75/25 split, seed {d['seed']}; device {result['device']})")
+    if result.get("cold_start"):
+        header = ["ratings folded in", f"RBM P@{k}", f"popular P@{k}", f"RBM nDCG@{k}",
+                  f"popular nDCG@{k}"]
+        rows = [[str(r["known"]), f"{r['precision']:.3f}", f"{r['popularity_precision']:.3f}",
+                 f"{r['ndcg']:.3f}", f"{r['popularity_ndcg']:.3f}"]
+                for r in result["cold_start"]]
+        lines += ["", *_aligned(header, rows)]
+    return "\n".join(lines)
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("-+-".join("-" * w for w in widths))
     for r in rows:
         lines.append(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-    d = result["data"]
-    lines.append(f"({d['ratings']} ratings, {d['users']} users, {d['items']} items; "
-                 f"per-user 75/25 split, seed {d['seed']}; device {result['device']})")
-    return "\n".join(lines)
+    return lines

@@ -32,3 +32,35 @@ def test_run_protocol_on_generated_data():
     table = format_table(result)
     assert "P@5" in table and "popularity" in table and "rbm" in table
     assert result["data"]["train"] + result["data"]["test"] == len(ratings)
+
+
+def test_cold_start_with_every_rating_known_matches_the_full_protocol():
+    """Two implementations cross-checked: folded in from all their training ratings, users get
+    the precision of ``evaluate_model`` (dense scoring) and ``evaluate_popularity``."""
+    from recommender.data import split_per_user
+    from recommender.evaluation import evaluate_cold_start, evaluate_model
+    from recommender.rbm import RBMRecommender
+
+    ratings = generate_ratings(n_users=120, n_items=60, ratings_per_user=15, seed=2)
+    train, test = split_per_user(ratings, test_fraction=0.25, seed=1)
+    model = RBMRecommender(RBMConfig(n_hidden=16, n_preference_hidden=8, epochs=5))
+    model.fit(train, verbose=0)
+    few, everything = evaluate_cold_start(model, train, test, known=(1, 10_000), k=5)
+    full = evaluate_model(model, train, test, k=5)
+    pop = evaluate_popularity(train, test, k=5)
+    assert everything["known"] == 10_000
+    assert everything["precision"] == pytest.approx(full["precision"], abs=1e-9)
+    assert everything["ndcg"] == pytest.approx(full["ndcg"], abs=1e-9)
+    assert everything["popularity_precision"] == pytest.approx(pop["precision"], abs=1e-9)
+    # With one known rating the lists change (the other training items may now come up).
+    assert few["precision"] != everything["precision"]
+    assert 0.0 <= few["precision"] <= 1.0 and 0.0 <= few["popularity_precision"] <= 1.0
+
+
+def test_run_protocol_reports_cold_start_rows_in_the_table():
+    ratings = generate_ratings(n_users=60, n_items=40, ratings_per_user=12, seed=3)
+    result = run_protocol(ratings, k=5, config=RBMConfig(n_hidden=8, n_preference_hidden=4,
+                                                         epochs=2), verbose=0, cold_start=(2, 4))
+    assert [row["known"] for row in result["cold_start"]] == [2, 4]
+    table = format_table(result)
+    assert "ratings folded in" in table and "popular P@5" in table
