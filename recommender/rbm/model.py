@@ -492,8 +492,9 @@ class RBMRecommender:
         n_tied = self.config.n_hidden
         if not torch.equal(W3[:, 0, :n_tied], W3[:, 1, :n_tied]):
             n_tied = 0
+        n_items, _, n_total = W3.shape
         weights = (n_tied, W3[:, 0, :n_tied].contiguous(),
-                   W3[:, :, n_tied:].transpose(0, 1).reshape(-1, W3.shape[2] - n_tied),
+                   W3[:, :, n_tied:].transpose(0, 1).reshape(N_STATES * n_items, n_total - n_tied),
                    self.a.view(-1, N_STATES).t().contiguous())
         self._serving = (key, weights)
         return weights

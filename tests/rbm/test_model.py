@@ -271,3 +271,19 @@ def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained)
     finally:
         model.set_weights([W, a, b])
     torch.testing.assert_close(model.score_items(users), expected())
+
+
+@pytest.mark.parametrize("n_hidden, n_preference_hidden", [(8, 0), (1, 6), (5, 5)])
+def test_ranking_scores_for_every_hidden_layout(n_hidden, n_preference_hidden):
+    ratings = generate_ratings(n_users=50, n_items=30, ratings_per_user=8, seed=1)
+    model = RBMRecommender(RBMConfig(n_hidden=n_hidden, n_preference_hidden=n_preference_hidden,
+                                     epochs=2))
+    model.fit(ratings, verbose=0)
+    users = [{ratings.items[0]: 5.0, ratings.items[1]: 1.0}, {}]
+    x = model.encode_mappings(users)
+    rated = x.view(len(users), -1, 2).sum(dim=-1) > 0
+    expected = model._state_probs(x).sum(dim=-1).masked_fill(rated, float("-inf"))
+    torch.testing.assert_close(model.score_items(users), expected)
+    top = model.recommend(users, k=3)
+    assert [s for _, s in top[1]] == sorted((s for _, s in top[1]), reverse=True)
+    assert not {item for item, _ in top[0]} & set(users[0])
