@@ -518,7 +518,7 @@ class RBMRecommender:
             F.embedding_bag(state_major, W_states, batch.offsets, mode="sum")], dim=1) + self.b)
         n = batch.size
         # Logits z_s = a_s + h_tied W_tied + h_rest W_s: the tied part is shared by both states.
-        rest = torch.mm(ph[:, n_tied:], W_states.t()).view(n, N_STATES, -1) + a_states
+        rest = torch.mm(ph[:, n_tied:], W_states.t()).view(n, N_STATES, self.n_items) + a_states
         log_odds = Fn.rated_log_odds(rest, dim=1)
         if n_tied:
             log_odds.addmm_(ph[:, :n_tied], W_tied.t())

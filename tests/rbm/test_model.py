@@ -287,3 +287,4 @@ def test_ranking_scores_for_every_hidden_layout(n_hidden, n_preference_hidden):
     top = model.recommend(users, k=3)
     assert [s for _, s in top[1]] == sorted((s for _, s in top[1]), reverse=True)
     assert not {item for item, _ in top[0]} & set(users[0])
+    assert model.score_items([]).shape == (0, model.n_items)
