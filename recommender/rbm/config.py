@@ -32,6 +32,13 @@ class RBMConfig:
     sample_visible: bool = False  # False: mean-field reconstructions (lower variance)
     sample_hidden: bool = True  # False: deterministic mean-field CD (used by equality tests)
     like_threshold: float = 4.0  # rating >= threshold is "liked"
+    # Ranking shrinks each user's log-odds of rating an item toward the population's, as if the
+    # population had `prior_strength` ratings' worth of say: (n * user + c * population) /
+    # (n + c) for a user with n known ratings. New users get the popular items first and their
+    # own taste as it shows (MovieLens-100k, users folded in from 1 / 3 / 5 / 10 ratings: P@10
+    # 0.132 / 0.134 / 0.136 / 0.158 instead of 0.116 / 0.120 / 0.129 / 0.153; all ratings:
+    # 0.388 either way). 0 ranks by the RBM's p(rated) alone.
+    prior_strength: float = 5.0
     rating_min: float = 1.0
     rating_max: float = 5.0
     init_std: float = 0.01
@@ -53,7 +60,7 @@ class RBMConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number > 0. Received: {name}={value!r}")
-        for name in ("weight_decay", "preference_decay", "init_std"):
+        for name in ("weight_decay", "preference_decay", "init_std", "prior_strength"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(

@@ -44,7 +44,11 @@ def visible_probs(h: torch.Tensor, W: torch.Tensor, a: torch.Tensor, n_states: i
 
     The reference state's probability is ``1 - sum`` over a unit's S columns.
     """
-    logits = visible_logits(h, W, a)
+    return state_probs(visible_logits(h, W, a), n_states)
+
+
+def state_probs(logits: torch.Tensor, n_states: int) -> torch.Tensor:
+    """``visible_probs`` from the logits: ``(batch, n_units*S) -> (batch, n_units*S)``."""
     if n_states == 1:
         return torch.sigmoid(logits)
     batch = logits.shape[0]

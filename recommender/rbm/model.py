@@ -31,8 +31,11 @@ like/dislike well (0.71) but ranks like the popularity list. The structured RBM 
 (P@10 0.39, nDCG@10 0.45, like/dislike 0.71). Weight decay is a core ``l2`` regularizer per
 group, the stronger one on the sparse preference signal.
 
-Ranking uses p(rated | user) = p(liked) + p(disliked) under mean-field hidden activations;
-the rating-prediction view is p(like | rated) = p(liked) / (p(liked) + p(disliked)).
+Ranking uses p(rated | user) = p(liked) + p(disliked) under mean-field hidden activations,
+its log-odds shrunk toward the population's log-odds of rating each item for users with few
+ratings (``config.prior_strength``: a user with one rating is ranked by the population first,
+where the RBM alone did worse than the most-popular list); the rating-prediction view is
+p(like | rated) = p(liked) / (p(liked) + p(disliked)).
 
 Ratings live on the device as a CSR structure; only a mini-batch of users is ever densified.
 """
@@ -126,6 +129,9 @@ class RBMRecommender:
         self.W: torch.Tensor | None = None  # (n_items * 2, n_hidden)
         self.a: torch.Tensor | None = None  # (n_items * 2,)
         self.b: torch.Tensor | None = None  # (n_hidden,)
+        # (n_items,) the population's log-odds of rating each item (training frequencies);
+        # ranking shrinks users with few ratings toward it (config.prior_strength).
+        self.prior: torch.Tensor | None = None
         self.history: dict[str, list[float]] = {}
         self.metadata: dict[str, Any] = {}
         self.stop_training = False
@@ -229,6 +235,7 @@ class RBMRecommender:
         p_ref = (1.0 - p_state.sum(dim=1, keepdim=True)).clamp_min(1e-3)
         # Log-odds against the reference state: the biases of a weightless model.
         self.a = torch.log(p_state / p_ref).reshape(-1).to(self.device)
+        self.prior = torch.log(p_state.sum(dim=1) / p_ref[:, 0]).to(self.device)
         n_total = cfg.n_hidden + cfg.n_preference_hidden
         W = torch.randn(data.n_columns, n_total, generator=generator,
                         device=self.device) * cfg.init_std
@@ -466,11 +473,26 @@ class RBMRecommender:
         return Fn.visible_probs(ph, self.W, self.a, N_STATES).view(n, -1, N_STATES)
 
     def _scores_from_dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Ranking scores p(rated) with the user's rated items set to -inf, and the state
+        """Ranking scores (p(rated), shrunk toward the population's for users with few
+        ratings: :meth:`_shrink`) with the user's rated items set to -inf, and the state
         probabilities they come from: ``(users, items)``, ``(users, items, 2)``."""
-        probs = self._state_probs(x)
-        rated = x.view(x.shape[0], -1, N_STATES).sum(dim=-1) > 0
-        return probs.sum(dim=-1).masked_fill(rated, float("-inf")), probs
+        n = x.shape[0]
+        logits = Fn.visible_logits(Fn.hidden_probs(x, self.W, self.b), self.W, self.a)
+        probs = Fn.state_probs(logits, N_STATES).view(n, -1, N_STATES)
+        rated = x.view(n, -1, N_STATES).sum(dim=-1) > 0
+        log_odds = self._shrink(Fn.rated_log_odds(logits.view(n, -1, N_STATES)), rated.sum(dim=1))
+        return torch.sigmoid(log_odds).masked_fill(rated, float("-inf")), probs
+
+    def _shrink(self, log_odds: torch.Tensor, n_known: torch.Tensor) -> torch.Tensor:
+        """``(n * log_odds + c * prior) / (n + c)`` per user (``n_known``: their ratings the
+        model knows; ``c = config.prior_strength``): the ranking's shrinkage toward the
+        population for users with few ratings. In place; unchanged when ``c`` is 0 or the
+        model has no prior (artifacts saved before it existed)."""
+        c = self.config.prior_strength
+        if c == 0 or self.prior is None:
+            return log_odds
+        n = n_known.to(log_odds.dtype).unsqueeze(1)
+        return log_odds.mul_(n).add_(self.prior, alpha=c).div_(n + c)
 
     def _serving_weights(self) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The weights rearranged for scoring, rebuilt whenever W or a change.
@@ -504,7 +526,8 @@ class RBMRecommender:
 
         ``p(rated) = sigmoid(log-odds)``, the sum of the two rated states' probabilities, and
         the log-odds are ``log(exp(z_disliked) + exp(z_liked))`` of the two states' logits
-        (``Fn.rated_log_odds``). The serving hot path: ``recommend`` ranks by the log-odds
+        (``Fn.rated_log_odds``), shrunk toward the population's for users with few ratings
+        (:meth:`_shrink`). The serving hot path: ``recommend`` ranks by the log-odds
         and applies the sigmoid to the top ``k`` only. It reads only the serving weights,
         which stay in the caches better than W and them both.
         """
@@ -522,6 +545,7 @@ class RBMRecommender:
         log_odds = Fn.rated_log_odds(rest, dim=1)
         if n_tied:
             log_odds.addmm_(ph[:, :n_tied], W_tied.t())
+        self._shrink(log_odds, batch.offsets.diff(append=batch.offsets.new_tensor([len(items)])))
         log_odds.view(-1).index_fill_(0, batch.row_of * self.n_items + items, float("-inf"))
         return log_odds
 
@@ -580,12 +604,15 @@ class RBMRecommender:
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """``weights.safetensors`` (W, a, b) plus ``metadata.json`` in ``directory``."""
+        """``weights.safetensors`` (W, a, b, prior) plus ``metadata.json`` in ``directory``."""
         self._require_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({"W": self.W.detach().cpu().contiguous(), "a": self.a.detach().cpu(),
-                   "b": self.b.detach().cpu()}, str(directory / "weights.safetensors"))
+        tensors = {"W": self.W.detach().cpu().contiguous(), "a": self.a.detach().cpu(),
+                   "b": self.b.detach().cpu()}
+        if self.prior is not None:
+            tensors["prior"] = self.prior.detach().cpu()
+        save_file(tensors, str(directory / "weights.safetensors"))
         meta = {
             **self.metadata,
             "format_version": FORMAT_VERSION,
@@ -615,6 +642,7 @@ class RBMRecommender:
         model = cls(config)
         tensors = load_file(str(directory / "weights.safetensors"), device=str(model.device))
         model.W, model.a, model.b = tensors["W"], tensors["a"], tensors["b"]
+        model.prior = tensors.get("prior")  # absent from artifacts saved before it existed
         model.item_ids = list(meta["item_ids"])
         model._item_index = {item: j for j, item in enumerate(model.item_ids)}
         model.history = meta.get("history", {})

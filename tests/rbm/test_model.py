@@ -249,14 +249,25 @@ def test_a_non_finite_fold_in_rating_names_the_item(trained):
         model.recommend([{"i0": 5}, {"i1": 3, "i4": float("nan")}], k=3)
 
 
+def _expected_scores(model, users) -> torch.Tensor:
+    """Brute force in float64: p(rated) = p(disliked) + p(liked) from the state probabilities,
+    its log-odds shrunk toward the population prior by (n * user + c * prior) / (n + c)."""
+    x = model.encode_mappings(users).double()
+    rated = x.view(len(users), -1, 2).sum(dim=-1) > 0
+    W, a, b = (w.double() for w in model.get_weights())
+    p = Fn.visible_probs(Fn.hidden_probs(x, W, b), W, a, 2).view(len(users), -1, 2).sum(dim=-1)
+    n = rated.sum(dim=1, keepdim=True).double()
+    c = model.config.prior_strength
+    shrunk = (n * torch.log(p / (1 - p)) + c * model.prior.double()) / (n + c)
+    return torch.sigmoid(shrunk).float().masked_fill(rated, float("-inf"))
+
+
 def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained):
     model, _ = trained
     users = [{"i0": 5, "i4": 2}, {"i7": 4}, {}]
 
     def expected() -> torch.Tensor:
-        x = model.encode_mappings(users)
-        p = model._state_probs(x).sum(dim=-1)  # p(disliked) + p(liked)
-        return p.masked_fill(x.view(len(users), -1, 2).sum(dim=-1) > 0, float("-inf"))
+        return _expected_scores(model, users)
 
     torch.testing.assert_close(model.score_items(users), expected())
     W, a, b = (w.clone() for w in model.get_weights())
@@ -280,11 +291,47 @@ def test_ranking_scores_for_every_hidden_layout(n_hidden, n_preference_hidden):
                                      epochs=2))
     model.fit(ratings, verbose=0)
     users = [{ratings.items[0]: 5.0, ratings.items[1]: 1.0}, {}]
-    x = model.encode_mappings(users)
-    rated = x.view(len(users), -1, 2).sum(dim=-1) > 0
-    expected = model._state_probs(x).sum(dim=-1).masked_fill(rated, float("-inf"))
-    torch.testing.assert_close(model.score_items(users), expected)
+    torch.testing.assert_close(model.score_items(users), _expected_scores(model, users))
     top = model.recommend(users, k=3)
     assert [s for _, s in top[1]] == sorted((s for _, s in top[1]), reverse=True)
     assert not {item for item, _ in top[0]} & set(users[0])
     assert model.score_items([]).shape == (0, model.n_items)
+
+
+def test_ranking_shrinks_new_users_toward_the_population(planted, trained):
+    (train, _), (model, _) = planted, trained
+    # The prior is the training data's log-odds that a user rates each item.
+    counts = torch.zeros(model.n_items)
+    for item in train.items:
+        counts[model.item_ids.index(item)] += 1
+    n_users = len(set(train.users.tolist()))
+    torch.testing.assert_close(model.prior, torch.log((counts + 1) / (n_users + 1.5 - counts - 1)))
+    # A user with no known ratings is ranked by the prior alone: the most rated items first.
+    (empty,) = model.score_items([{}])
+    torch.testing.assert_close(empty, torch.sigmoid(model.prior))
+    # Without the prior the scores are the RBM's p(rated).
+    plain = RBMRecommender(model.config.replace(prior_strength=0))
+    plain.item_ids, plain._item_index = model.item_ids, model._item_index
+    plain.W, plain.a, plain.b, plain.prior = model.W, model.a, model.b, model.prior
+    x = plain.encode_mappings([{"i0": 5}])
+    torch.testing.assert_close(plain.score_items([{"i0": 5}])[0],
+                               plain._state_probs(x).sum(dim=-1)[0].masked_fill(
+                                   x.view(-1, 2).sum(dim=-1) > 0, float("-inf")))
+
+
+def test_the_prior_is_saved_and_optional_on_load(tmp_path, trained):
+    from safetensors.torch import load_file, save_file
+
+    model, _ = trained
+    model.save(tmp_path / "m")
+    loaded = RBMRecommender.load(tmp_path / "m", device="cpu")
+    assert torch.equal(loaded.prior, model.prior)
+    # An artifact written before the prior existed loads and ranks by p(rated) alone.
+    path = tmp_path / "m" / "weights.safetensors"
+    save_file({k: v for k, v in load_file(str(path)).items() if k != "prior"}, str(path))
+    old = RBMRecommender.load(tmp_path / "m", device="cpu")
+    assert old.prior is None
+    x = old.encode_mappings([{"i0": 5}])
+    expected = old._state_probs(x).sum(dim=-1)[0].masked_fill(x.view(-1, 2).sum(dim=-1) > 0,
+                                                              float("-inf"))
+    torch.testing.assert_close(old.score_items([{"i0": 5}])[0], expected)
