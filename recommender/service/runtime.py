@@ -40,7 +40,7 @@ class Runtime:
     titles: ItemTitles
     worker: JobWorker | None
     # Sessions for the recommendation batches' reads (see ``store.make_reader_factory``).
-    readers: sessionmaker[Session] | None = None
+    readers: sessionmaker[Session]
     recommender: MicroBatcher[RecommendationRequest, Recommendation] | None = None
 
     @classmethod
@@ -74,7 +74,7 @@ class Runtime:
 
     def recommend_batch(self, requests: list[RecommendationRequest]) -> list:
         """Answer a batch of recommendation requests (runs on the batcher's thread)."""
-        with (self.readers or self.sessions)() as session:
+        with self.readers() as session:
             results = recommend_many(
                 session, requests, holder=self.models, popular=self.popular, titles=self.titles
             )
