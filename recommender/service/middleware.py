@@ -14,6 +14,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .metrics import ServiceMetrics
 
 
+async def send_json_error(send: Send, status: int, detail: str, *, close: bool = False) -> None:
+    """Answer ``{"detail": detail}`` with ``status`` from a middleware, before the app runs
+    (``close``: ask the client to drop the connection, e.g. after an unread body)."""
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodySizeLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413, before the app parses them.
 
@@ -67,24 +78,13 @@ class BodySizeLimitMiddleware:
                 await self._reject(send, state["received"])
 
     async def _reject(self, send: Send, size: int) -> None:
-        body = json.dumps(
-            {
-                "detail": f"request body is too large: the limit is {self.max_bytes} bytes "
-                f"(RECOMMENDER_MAX_BODY_BYTES). Received: at least {size} bytes"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await send_json_error(
+            send,
+            413,
+            f"request body is too large: the limit is {self.max_bytes} bytes "
+            f"(RECOMMENDER_MAX_BODY_BYTES). Received: at least {size} bytes",
+            close=True,
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 class BodyTooLargeError(Exception):
@@ -171,17 +171,6 @@ class ApiKeyMiddleware:
         if any(matches):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(
-            {"detail": "missing or unknown API key: send X-API-Key (see RECOMMENDER_API_KEYS)"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_json_error(
+            send, 401, "missing or unknown API key: send X-API-Key (see RECOMMENDER_API_KEYS)"
         )
-        await send({"type": "http.response.body", "body": body})
