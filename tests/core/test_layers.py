@@ -93,12 +93,7 @@ def test_lstm_matches_keras_equations_and_torch_lstm():
     expected = _keras_lstm_numpy(x.double().numpy(), kernel, recurrent, bias)
     np.testing.assert_allclose(out.detach().numpy(), expected, atol=1e-5)
 
-    reference = torch.nn.LSTM(2, 5, batch_first=True)
-    with torch.no_grad():
-        reference.weight_ih_l0.copy_(torch.as_tensor(kernel).t())
-        reference.weight_hh_l0.copy_(torch.as_tensor(recurrent).t())
-        reference.bias_ih_l0.copy_(torch.as_tensor(bias))
-        reference.bias_hh_l0.zero_()
+    reference = _torch_reference(torch.nn.LSTM(2, 5, batch_first=True), kernel, recurrent, bias)
     torch.testing.assert_close(out, reference(x)[0])
 
     last = layers.LSTM(5)
@@ -118,17 +113,23 @@ def test_lstm_loop_path_equals_fused_path():
     torch.testing.assert_close(loop(x), fused(x))
 
 
+def _torch_reference(module, kernel, recurrent, bias):
+    """A torch.nn recurrent layer given our Keras-layout weights (one bias: torch's second
+    bias set to zero)."""
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(torch.as_tensor(kernel).t())
+        module.weight_hh_l0.copy_(torch.as_tensor(recurrent).t())
+        module.bias_ih_l0.copy_(torch.as_tensor(bias))
+        module.bias_hh_l0.zero_()
+    return module
+
+
 def test_simple_rnn_matches_torch_rnn():
     rnn = layers.SimpleRNN(4, return_sequences=True)
     x = torch.randn(2, 5, 3)
     out = rnn(x)
     kernel, recurrent, bias = rnn.get_weights()
-    reference = torch.nn.RNN(3, 4, batch_first=True)
-    with torch.no_grad():
-        reference.weight_ih_l0.copy_(torch.as_tensor(kernel).t())
-        reference.weight_hh_l0.copy_(torch.as_tensor(recurrent).t())
-        reference.bias_ih_l0.copy_(torch.as_tensor(bias))
-        reference.bias_hh_l0.zero_()
+    reference = _torch_reference(torch.nn.RNN(3, 4, batch_first=True), kernel, recurrent, bias)
     torch.testing.assert_close(out, reference(x)[0])
 
 
