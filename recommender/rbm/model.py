@@ -244,6 +244,37 @@ class RBMRecommender:
         self.W = W
         self.b = torch.zeros(n_total, device=self.device)
 
+    @torch.no_grad()
+    def _warm_start_from(self, initial: RBMRecommender) -> int:
+        """Carry a trained model's parameters over to this model's item index (warm start).
+
+        Called by ``fit`` right after the cold initialisation: an item ``initial`` knows gets
+        its rows of ``W`` and ``a`` back exactly, wherever it now sits in the (sorted) item
+        index; a new item keeps the rows a cold fit gives it; the hidden biases ``b`` are
+        copied. Items only ``initial`` knows (all their ratings gone) are dropped. Users need
+        nothing: the RBM has no per-user parameters. The ranking prior stays the one computed
+        from the new data (a statistic of it, not a learned parameter). Returns how many
+        items were carried over.
+        """
+        initial._require_fitted()
+        for name in ("n_hidden", "n_preference_hidden", "like_threshold"):
+            mine, theirs = getattr(self.config, name), getattr(initial.config, name)
+            if mine != theirs:
+                raise ValueError(f"initial_model must have the same {name} as this model (its "
+                                 f"weights are copied). Received: {name}={theirs!r} in "
+                                 f"initial_model, {name}={mine!r} here")
+        n_total = self.W.shape[1]
+        old_rows = np.fromiter((initial._item_index.get(item, -1) for item in self.item_ids),
+                               dtype=np.int64, count=self.n_items)
+        new = torch.from_numpy(np.flatnonzero(old_rows >= 0)).to(self.device)
+        old = torch.from_numpy(old_rows[old_rows >= 0]).to(initial.W.device)
+        W_old = initial.W.view(-1, N_STATES, n_total)[old]  # (carried items, 2, hidden)
+        self.W.view(-1, N_STATES, n_total)[new] = W_old.to(self.device, self.W.dtype)
+        a_old = initial.a.view(-1, N_STATES)[old]  # (carried items, 2)
+        self.a.view(-1, N_STATES)[new] = a_old.to(self.device, self.a.dtype)
+        self.b.copy_(initial.b.to(self.device, self.b.dtype))
+        return int(new.numel())
+
     def _group_gradient(self, joint: torch.Tensor, conditional: torch.Tensor | None,
                         ) -> torch.Tensor:
         """The descent gradient of W: per hidden group, its CD statistics and its l2.
@@ -323,7 +354,8 @@ class RBMRecommender:
     def fit(self, train: Ratings, validation: Ratings | None = None,
             callbacks: Sequence[callbacks_module.Callback] | None = None, verbose: int = 1,
             on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
-            distributed: bool = False) -> callbacks_module.History:
+            distributed: bool = False, initial_model: RBMRecommender | None = None,
+            ) -> callbacks_module.History:
         """Train on ``train``; with ``validation`` (held-out ratings of the same users) log the
         held-out precision/nDCG@eval_k and free-energy gap each epoch.
 
@@ -331,6 +363,8 @@ class RBMRecommender:
         progress row. Returns a ``History`` (``history.history["val_ndcg"]``, ...).
         ``distributed=True`` trains data-parallel over the initialised torch.distributed group
         (see ``rbm.distributed``): this rank densifies only its shard of the users.
+        ``initial_model`` (a trained model with the same hidden layout): warm start, see
+        :meth:`_warm_start_from`; ``config.epochs`` then counts the epochs added to it.
         """
         cfg = self.config
         validate_ratings(train, rating_min=cfg.rating_min, rating_max=cfg.rating_max)
@@ -366,6 +400,8 @@ class RBMRecommender:
             user_index = {u: i for i, u in enumerate(users)}
         data, _ = self.encode(train, user_index)
         self._init_parameters(data, len(users), generator)
+        if initial_model is not None:
+            self._warm_start_from(initial_model)
 
         self._optimizer = optimizers.get(cfg.optimizer)
         self._optimizer = type(self._optimizer).from_config(
