@@ -87,11 +87,20 @@ class RBMConfig:
         if self.device not in ("auto", "cpu") and not str(self.device).startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:n]'. Received: "
                              f"device={self.device!r}")
+
+        def whole(x: Any) -> bool:  # 3 or 3.0 (JSON), not True, 2.5, inf or "3"
+            return (not isinstance(x, bool) and isinstance(x, int | float)
+                    and math.isfinite(x) and float(x).is_integer())
+
+        if not isinstance(self.cd_k_schedule, list | tuple):
+            raise ValueError(f"cd_k_schedule must be a list of (start_epoch, k) pairs. "
+                             f"Received: cd_k_schedule={self.cd_k_schedule!r}")
+        for pair in self.cd_k_schedule:
+            if (not isinstance(pair, list | tuple) or len(pair) != 2
+                    or not all(whole(x) for x in pair) or pair[0] < 0 or pair[1] < 1):
+                raise ValueError(f"cd_k_schedule entries must be (start_epoch >= 0, k >= 1) "
+                                 f"integer pairs. Received: cd_k_schedule={self.cd_k_schedule!r}")
         schedule = tuple(tuple(int(x) for x in pair) for pair in self.cd_k_schedule)
-        for start, k in schedule:
-            if start < 0 or k < 1:
-                raise ValueError(f"cd_k_schedule entries must be (start_epoch >= 0, k >= 1). "
-                                 f"Received: cd_k_schedule={self.cd_k_schedule!r}")
         object.__setattr__(self, "cd_k_schedule", tuple(sorted(schedule)))
 
     def k_at(self, epoch: int) -> int:
