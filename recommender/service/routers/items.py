@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from recommender import store
 
-from ..deps import RuntimeDep, SessionDep
+from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
 from ..schemas import ItemBatch, ItemIn, ItemOut, Received
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
@@ -32,8 +32,11 @@ def put_item(item_id: ItemId, body: ItemIn, session: SessionDep, runtime: Runtim
 
 
 @router.post("", response_model=Received)
-def post_items(body: ItemBatch, session: SessionDep, runtime: RuntimeDep) -> Received:
-    """Create or replace up to 10,000 items at once (all or nothing)."""
+def post_items(
+    body: ItemBatch, session: SessionDep, runtime: RuntimeDep, settings: SettingsDep
+) -> Received:
+    """Create or replace up to ``RECOMMENDER_MAX_BATCH`` items at once (all or nothing)."""
+    check_batch_size("items", len(body.items), settings)
     count = store.upsert_items(
         session,
         items=[store.ItemRow(i.item_id, title=i.title, metadata=i.metadata) for i in body.items],
