@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
+from .errors import FieldError
 from .runtime import Runtime
 from .settings import Settings, get_settings
 
@@ -60,3 +61,16 @@ def require_admin(
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+def check_batch_size(field: str, count: int, settings: Settings) -> None:
+    """422 naming ``field`` when a request carries more than ``RECOMMENDER_MAX_BATCH`` entries
+    (the request schemas already refuse more than ``schemas.MAX_BATCH``)."""
+    if count > settings.max_batch:
+        raise FieldError(
+            field,
+            f"<list of {count} items>",
+            f"{field}: at most {settings.max_batch} entries per request "
+            f"(RECOMMENDER_MAX_BATCH). Received: {count} entries",
+            kind="too_long",
+        )

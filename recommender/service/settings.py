@@ -14,9 +14,15 @@ from typing import Annotated, Any, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .schemas import MAX_BATCH
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECOMMENDER_", extra="ignore")
+    # Errors never echo the value they refuse: several settings hold secrets (the database
+    # URL's password, the admin token, the API keys). Messages that need the value say it.
+    model_config = SettingsConfigDict(
+        env_prefix="RECOMMENDER_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///./recommender.db"
     model_dir: Path = Path("./models")
@@ -31,7 +37,10 @@ class Settings(BaseSettings):
     like_threshold: float = 4.0  # a rating >= this counts as a "like" (training, popularity)
 
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)  # 10,000 ratings fit easily
-    max_batch: int = Field(default=10_000, gt=0)
+    # Most ratings (POST /v1/ratings, POST /v1/recommendations) or items (POST /v1/items) in
+    # one request; the request schemas refuse more than MAX_BATCH whatever this says.
+    max_batch: int = Field(default=MAX_BATCH, ge=1, le=MAX_BATCH)
+    # Length of a recommendation list when the request does not say (?k= / "k").
     default_k: int = Field(default=10, ge=1, le=1000)
 
     # How often every serving process re-reads the active-version row (a PK lookup).
@@ -79,7 +88,11 @@ class Settings(BaseSettings):
     # the providers costs every request a few environment lookups.
     opentelemetry: bool = False
 
-    db_timeout_s: float = Field(default=5.0, gt=0)  # SQLite busy timeout / PG connect timeout
+    # The longest a request waits on the database: SQLite's busy timeout, PostgreSQL's connect
+    # timeout (libpq rounds it up to whole seconds, 2 at least), the wait for a pooled
+    # connection, and how long a request may hold a connection before it is cut (a stalled
+    # server or network): the request then answers 503.
+    db_timeout_s: float = Field(default=5.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1)
     # torch intra-op threads in the serving process. Scoring a batch of users is a small
     # matrix product: more threads only add wake-ups and take cores from the event loop (and
@@ -92,8 +105,23 @@ class Settings(BaseSettings):
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            if not value.strip():
+                return []  # unset, or set to "" (compose's ${RECOMMENDER_API_KEYS:-}): no keys
+            return [key.strip() for key in value.split(",")]
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_keys(cls, keys: list[str]) -> list[str]:
+        # " , " or "k1,,k2" would otherwise leave an empty key (or none at all) and silently
+        # switch the checks off. The keys are secrets: the message shows positions only.
+        empty = [position for position, key in enumerate(keys) if not key.strip()]
+        if empty:
+            raise ValueError(
+                "RECOMMENDER_API_KEYS must be comma-separated non-empty keys, or unset to turn "
+                f"API-key checks off. Received: {len(keys)} entries, empty at positions {empty}"
+            )
+        return keys
 
     @model_validator(mode="after")
     def _check_scale(self) -> Self:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from recommender import store
 
-from ..deps import RuntimeDep, SessionDep, SettingsDep
+from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
 from ..schemas import RatingBatch, RatingIn, RatingsBody, Received
 from ..validation import check_rating_scale
 
@@ -26,6 +26,7 @@ def post_ratings(
     """
     if isinstance(body, RatingBatch):
         ratings: list[RatingIn] = body.ratings
+        check_batch_size("ratings", len(ratings), settings)
         fields = (f"ratings[{i}].rating" for i in range(len(ratings)))
     else:
         ratings = [body]

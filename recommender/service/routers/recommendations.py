@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 
 from recommender import store
 
-from ..deps import RuntimeDep, SessionDep, SettingsDep
+from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
 from ..errors import FieldError
 from ..schemas import (
     AnonymousRequest,
@@ -23,7 +23,10 @@ from ..validation import check_rating_scale
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
 UserId = Annotated[str, Path(min_length=1, max_length=128)]
-K = Annotated[int, Query(ge=1, le=1000, description="How many items to return.")]
+K = Annotated[
+    int | None,
+    Query(ge=1, le=1000, description="How many items to return (default RECOMMENDER_DEFAULT_K)."),
+]
 MAX_PREDICTION_ITEMS = 1000
 
 
@@ -48,7 +51,7 @@ def _json(user_id: str | None, result: Recommendation) -> Response:
 
 
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
-async def user_recommendations(user_id: UserId, request: Request, k: K = 10) -> Response:
+async def user_recommendations(user_id: UserId, request: Request, k: K = None) -> Response:
     """Top ``k`` items the user has not rated; ``strategy`` says how they were chosen.
 
     Requests in flight together are answered by one query and one scoring call.
@@ -56,6 +59,8 @@ async def user_recommendations(user_id: UserId, request: Request, k: K = 10) -> 
     # The hot path reads the runtime off the app instead of through RuntimeDep: each
     # dependency FastAPI solves costs ~15 us per request.
     runtime = request.app.state.runtime
+    if k is None:
+        k = runtime.settings.default_k
     result = await runtime.recommend(RecommendationRequest(k=k, user_id=user_id))
     return _json(user_id, result)
 
@@ -65,11 +70,14 @@ async def anonymous_recommendations(
     body: AnonymousRequest, runtime: RuntimeDep, settings: SettingsDep
 ) -> Response:
     """Recommendations for a visitor without an account, from the ratings in the body."""
+    check_batch_size("ratings", len(body.ratings), settings)
     check_rating_scale(
         ((f"ratings[{i}].rating", r.rating) for i, r in enumerate(body.ratings)), settings
     )
     ratings = {r.item_id: r.rating for r in body.ratings}
-    result = await runtime.recommend(RecommendationRequest(k=body.k, ratings=ratings))
+    # "k" left out of the body: the configured default, not the schema's.
+    k = body.k if "k" in body.model_fields_set else settings.default_k
+    result = await runtime.recommend(RecommendationRequest(k=k, ratings=ratings))
     return _json(None, result)
 
 
