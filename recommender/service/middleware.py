@@ -4,21 +4,27 @@ metrics."""
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import PROBLEM_MEDIA_TYPE, problem, problem_bytes
 from .metrics import ServiceMetrics
 
 
-async def send_json_error(send: Send, status: int, detail: str, *, close: bool = False) -> None:
-    """Answer ``{"detail": detail}`` with ``status`` from a middleware, before the app runs
-    (``close``: ask the client to drop the connection, e.g. after an unread body)."""
-    body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def send_problem(
+    send: Send, scope: Scope, status: int, detail: str, *, close: bool = False
+) -> None:
+    """Answer a problem-details body (:mod:`errors`) with ``status`` from a middleware,
+    before the app runs (``close``: ask the client to drop the connection, e.g. after an
+    unread body)."""
+    body = problem_bytes(problem(status, detail, scope.get("path")))
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -47,7 +53,7 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._reject(send, declared)
+                    await self._reject(send, scope, declared)
                     return
                 break
 
@@ -67,7 +73,7 @@ class BodySizeLimitMiddleware:
                 # The app turned the aborted read into some error response: answer 413.
                 if message["type"] == "http.response.start" and not state["started"]:
                     state["started"] = True
-                    await self._reject(send, state["received"])
+                    await self._reject(send, scope, state["received"])
                 return
             await send(message)
 
@@ -75,11 +81,12 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, guarded_send)
         except BodyTooLargeError:
             if not state["started"]:
-                await self._reject(send, state["received"])
+                await self._reject(send, scope, state["received"])
 
-    async def _reject(self, send: Send, size: int) -> None:
-        await send_json_error(
+    async def _reject(self, send: Send, scope: Scope, size: int) -> None:
+        await send_problem(
             send,
+            scope,
             413,
             f"request body is too large: the limit is {self.max_bytes} bytes "
             f"(RECOMMENDER_MAX_BODY_BYTES). Received: at least {size} bytes",
@@ -171,6 +178,9 @@ class ApiKeyMiddleware:
         if any(matches):
             await self.app(scope, receive, send)
             return
-        await send_json_error(
-            send, 401, "missing or unknown API key: send X-API-Key (see RECOMMENDER_API_KEYS)"
+        await send_problem(
+            send,
+            scope,
+            401,
+            "missing or unknown API key: send X-API-Key (see RECOMMENDER_API_KEYS)",
         )

@@ -1,20 +1,22 @@
-"""Request and response bodies. Requests reject unknown fields; ids are 1-128 characters;
-ratings must be finite (the configured scale is checked by the routes, see ``errors``)."""
+"""Request and response bodies. Requests reject unknown fields; ids are :data:`Id` (1-128
+characters, no NUL, no lone surrogate, no "/", see ``validation``); ratings must be finite (the
+configured scale is checked by the routes). Every request body documents its fields and carries
+an example; every error is a :class:`Problem`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from recommender.store.models import ID_LENGTH
+from .validation import Id, JsonObject, Title
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_LENGTH)]
 FiniteRating = Annotated[float, Field(allow_inf_nan=False)]
 # Unix seconds; the upper bound keeps values exact in JSON doubles.
 Timestamp = Annotated[int, Field(ge=0, le=2**53)]
 MAX_BATCH = 10_000
+ID_TEXT = "The {what}'s id: 1-128 characters, no '/', no NUL, no lone UTF-16 surrogate."
 
 
 class RequestModel(BaseModel):
@@ -22,16 +24,42 @@ class RequestModel(BaseModel):
 
 
 class RatingIn(RequestModel):
-    user_id: Id
-    item_id: Id
-    rating: FiniteRating
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"user_id": "u1", "item_id": "i1", "rating": 4, "timestamp": 1700000000}]
+        }
+    )
+
+    user_id: Id = Field(description=ID_TEXT.format(what="user"))
+    item_id: Id = Field(description=ID_TEXT.format(what="item"))
+    rating: FiniteRating = Field(
+        description="The rating, within RECOMMENDER_RATING_MIN..RECOMMENDER_RATING_MAX "
+        "(1..5 by default)."
+    )
     timestamp: Timestamp | None = Field(
         default=None, description="Unix seconds; the server's clock when omitted."
     )
 
 
 class RatingBatch(RequestModel):
-    ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_BATCH)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ratings": [
+                        {"user_id": "u1", "item_id": "i1", "rating": 4},
+                        {"user_id": "u1", "item_id": "i2", "rating": 2},
+                    ]
+                }
+            ]
+        }
+    )
+
+    ratings: list[RatingIn] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Up to RECOMMENDER_MAX_BATCH ratings, written all or nothing.",
+    )
 
 
 def _ratings_body_kind(value: Any) -> str:
@@ -49,6 +77,52 @@ RatingsBody = Annotated[
     Discriminator(_ratings_body_kind),
 ]
 BODY_TAGS = frozenset({"single", "batch"})
+
+
+class FieldProblem(BaseModel):
+    """One bad input field (inside a 422 problem's ``errors``)."""
+
+    field: str = Field(description='Where: "rating", "ratings[3].item_id", "metadata.year".')
+    value: Any = Field(description="The value received there (shortened when long).")
+    message: str = Field(description="What was wrong, naming the field and the value.")
+    type: str = Field(description='A machine-readable kind, e.g. "missing", "out_of_scale".')
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the body of every error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "rating: rating must be in [1, 5] (RECOMMENDER_RATING_MIN/MAX). "
+                    "Received: rating=7",
+                    "instance": "/v1/ratings",
+                    "errors": [
+                        {
+                            "field": "rating",
+                            "value": 7,
+                            "message": "rating: rating must be in [1, 5] "
+                            "(RECOMMENDER_RATING_MIN/MAX). Received: rating=7",
+                            "type": "out_of_scale",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: str = Field(default="about:blank", description="about:blank: see status and title.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong this time, for a person.")
+    instance: str | None = Field(default=None, description="The request's path.")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Input errors, one per bad field (422 only)."
+    )
 
 
 class Received(BaseModel):
@@ -99,26 +173,95 @@ class Predictions(BaseModel):
 
 
 class AnonymousRating(RequestModel):
-    item_id: Id
-    rating: FiniteRating
+    item_id: Id = Field(description=ID_TEXT.format(what="item"))
+    rating: FiniteRating = Field(description="The visitor's rating, within the rating scale.")
 
 
 class AnonymousRequest(RequestModel):
-    ratings: list[AnonymousRating] = Field(default_factory=list, max_length=MAX_BATCH)
-    k: int = Field(default=10, ge=1, le=1000)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ratings": [{"item_id": "i1", "rating": 5}, {"item_id": "i2", "rating": 1}],
+                    "k": 5,
+                }
+            ]
+        }
+    )
+
+    ratings: list[AnonymousRating] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH,
+        description="The visitor's ratings (none: the popular list).",
+    )
+    k: int = Field(default=10, ge=1, le=1000, description="How many items to return.")
+    exclude: list[Id] = Field(
+        default_factory=list, max_length=1000, description="Item ids never to return."
+    )
+    where: dict[str, str | int | float | bool] | None = Field(
+        default=None,
+        description='Only items whose metadata match every field, e.g. {"genres": "Comedy"} '
+        "(a list field matches when it contains the value).",
+    )
 
 
 class ItemIn(RequestModel):
-    title: str | None = Field(default=None, max_length=1000)
-    metadata: dict[str, Any] | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"title": "Toy Story (1995)", "metadata": {"genres": ["Animation"]}}]
+        }
+    )
+
+    title: Title | None = Field(
+        default=None, description="Display title, up to 1000 characters (no NUL)."
+    )
+    metadata: JsonObject | None = Field(
+        default=None,
+        description="Free-form JSON object: finite numbers only (no NaN/Infinity), strings "
+        "without NUL characters, nested at most 32 levels.",
+    )
+    active: bool | None = Field(
+        default=None,
+        description="false retires the item (never recommended nor returned as similar, "
+        "within the model poll interval); true restores it; omitted: a new item is active, "
+        "an existing one keeps its state.",
+    )
+    created: Timestamp | None = Field(
+        default=None,
+        description='Unix seconds the item appeared (the "new" list); omitted: its first '
+        "rating's time.",
+    )
 
 
 class ItemEntry(ItemIn):
-    item_id: Id
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"item_id": "i1", "title": "Toy Story (1995)", "metadata": {"year": 1995}}
+            ]
+        }
+    )
+
+    item_id: Id = Field(description=ID_TEXT.format(what="item"))
 
 
 class ItemBatch(RequestModel):
-    items: list[ItemEntry] = Field(min_length=1, max_length=MAX_BATCH)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"item_id": "i1", "title": "Toy Story (1995)"},
+                        {"item_id": "i2", "title": "GoldenEye (1995)", "metadata": {"year": 1995}},
+                    ]
+                }
+            ]
+        }
+    )
+
+    items: list[ItemEntry] = Field(
+        min_length=1, max_length=MAX_BATCH, description="Up to 10,000 items, all or nothing."
+    )
 
 
 class ItemOut(BaseModel):

@@ -232,11 +232,15 @@ def decode_cursor(cursor: str) -> str:
     """The item id inside ``cursor``; ``ValueError`` naming the cursor when it is not one."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
+        item_id = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
+        item_id = None
+    # A NUL cannot be in a stored id (PostgreSQL refuses it in text): not a cursor we made.
+    if item_id is None or "\x00" in item_id:
         raise ValueError(
             f"cursor is not a cursor this API returned. Received: cursor={cursor!r}"
         ) from None
+    return item_id
 
 
 def delete_user(session: Session, *, user_id: str) -> int:

@@ -43,14 +43,14 @@ def test_retrain_while_a_job_is_open_returns_that_job(make_client) -> None:
 def test_bad_overrides_are_refused_when_queued(client: TestClient) -> None:
     response = client.post("/v1/admin/retrain", json={"config": {"n_hiden": 5}}, headers=ADMIN)
     assert response.status_code == 422
-    (error,) = response.json()["detail"]
+    (error,) = response.json()["errors"]
     assert error["field"] == "config.n_hiden" and "n_hiden=5" in error["message"]
     response = client.post("/v1/admin/retrain", json={"config": {"n_hidden": -3}}, headers=ADMIN)
     assert response.status_code == 422
-    (error,) = response.json()["detail"]
+    (error,) = response.json()["errors"]
     assert error["field"] == "config.n_hidden" and "-3" in error["message"]
     response = client.post("/v1/admin/retrain", json={"epochs": 3}, headers=ADMIN)
-    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "epochs"
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "epochs"
     assert client.get("/v1/admin/models", headers=ADMIN).json() == {
         "active_version": None,
         "models": [],

@@ -64,7 +64,7 @@ def test_a_batch_of_ten_thousand_is_accepted(client: TestClient) -> None:
 
 def _assert_names(response: httpx.Response, field: str, value_text: str) -> dict:
     assert response.status_code == 422, response.text
-    (error,) = response.json()["detail"]
+    (error,) = response.json()["errors"]
     assert error["field"] == field
     assert field in error["message"] and value_text in error["message"]
     return error
@@ -115,8 +115,8 @@ def test_a_single_rating_out_of_scale_names_rating(client: TestClient) -> None:
 def test_missing_field_is_named(client: TestClient) -> None:
     response = client.post("/v1/ratings", json={"user_id": "u", "rating": 3})
     assert response.status_code == 422
-    assert [e["field"] for e in response.json()["detail"]] == ["item_id"]
-    assert response.json()["detail"][0]["message"] == "item_id is required"
+    assert [e["field"] for e in response.json()["errors"]] == ["item_id"]
+    assert response.json()["errors"][0]["message"] == "item_id is required"
 
 
 def test_the_configured_scale_is_used(make_client) -> None:

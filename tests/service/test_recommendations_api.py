@@ -45,7 +45,7 @@ def test_k_is_validated(client: TestClient) -> None:
     for k in (0, 1001, "ten"):
         response = client.get("/v1/users/u/recommendations", params={"k": k})
         assert response.status_code == 422
-        assert response.json()["detail"][0]["field"] == "k"
+        assert response.json()["errors"][0]["field"] == "k"
 
 
 def test_a_user_with_no_ratings_gets_popular_items_with_the_model_version(trained) -> None:
@@ -103,7 +103,7 @@ def test_anonymous_recommendations_from_the_body(trained) -> None:
     assert empty["strategy"] == "popular" and len(empty["items"]) == 2
     bad = client.post("/v1/recommendations", json={"ratings": [{"item_id": "i0", "rating": 9}]})
     assert bad.status_code == 422
-    assert bad.json()["detail"][0]["field"] == "ratings[0].rating"
+    assert bad.json()["errors"][0]["field"] == "ratings[0].rating"
 
 
 def test_predictions_give_like_probabilities(trained) -> None:
@@ -117,7 +117,7 @@ def test_predictions_give_like_probabilities(trained) -> None:
     assert body["items"][2]["probability"] is None
     response = client.get("/v1/users/u0/predictions", params={"item_ids": "i1,," + "x" * 129})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "item_ids[1]"
+    assert response.json()["errors"][0]["field"] == "item_ids[1]"
 
 
 def test_predictions_before_any_model_are_409(client: TestClient) -> None:

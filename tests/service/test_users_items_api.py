@@ -40,17 +40,17 @@ def test_unknown_user_has_no_ratings(client: TestClient) -> None:
 def test_limit_and_cursor_are_validated(client: TestClient) -> None:
     response = client.get("/v1/users/u1/ratings", params={"limit": 1001})
     assert response.status_code == 422
-    (error,) = response.json()["detail"]
+    (error,) = response.json()["errors"]
     assert error["field"] == "limit" and "limit='1001'" in error["message"]
     response = client.get("/v1/users/u1/ratings", params={"cursor": "!!"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "cursor"
+    assert response.json()["errors"][0]["field"] == "cursor"
 
 
 def test_a_129_character_user_id_in_the_path_is_refused(client: TestClient) -> None:
     response = client.get(f"/v1/users/{'u' * 129}/ratings")
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "user_id"
+    assert response.json()["errors"][0]["field"] == "user_id"
 
 
 def test_deleting_a_user_erases_their_ratings_only(client: TestClient) -> None:
@@ -86,8 +86,8 @@ def test_bad_items_are_refused_whole(client: TestClient) -> None:
     bulk = {"items": [{"item_id": "ok", "title": "Fine"}, {"item_id": "", "title": "Bad"}]}
     response = client.post("/v1/items", json=bulk)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "items[1].item_id"
+    assert response.json()["errors"][0]["field"] == "items[1].item_id"
     assert client.get("/v1/items/ok").status_code == 404
     response = client.put("/v1/items/x", json={"title": "T", "year": 1999})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "year"
+    assert response.json()["errors"][0]["field"] == "year"

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, status
 
 from recommender import store
 
 from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
 from ..schemas import ItemBatch, ItemIn, ItemOut, Received
+from ..validation import ItemIdPath
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
-ItemId = Annotated[str, Path(min_length=1, max_length=128)]
+ItemId = ItemIdPath  # the one Id type (validation.Id): 1-128 characters, no NUL, no "/"
 
 
 def _out(item: store.Item) -> ItemOut:

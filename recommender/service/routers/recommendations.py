@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from recommender import store
 
@@ -18,11 +18,11 @@ from ..schemas import (
     Recommendations,
 )
 from ..serving import Recommendation, RecommendationRequest
-from ..validation import check_rating_scale
+from ..validation import UserIdPath, check_rating_scale, id_problem
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
-UserId = Annotated[str, Path(min_length=1, max_length=128)]
+UserId = UserIdPath  # the one Id type (validation.Id): 1-128 characters, no NUL, no "/"
 K = Annotated[
     int | None,
     Query(ge=1, le=1000, description="How many items to return (default RECOMMENDER_DEFAULT_K)."),
@@ -97,11 +97,12 @@ def user_predictions(
             f"item_ids: at most {MAX_PREDICTION_ITEMS} ids per request. Received: {len(ids)} ids",
         )
     for position, item_id in enumerate(ids):
-        if not 1 <= len(item_id) <= 128:
+        problem = id_problem(item_id)
+        if problem is not None:
             raise FieldError(
                 f"item_ids[{position}]",
                 item_id,
-                f"item_ids[{position}]: ids must be 1-128 characters. "
+                f"item_ids[{position}]: {problem}. "
                 f"Received: item_id={item_id[:200]!r} ({len(item_id)} characters)",
             )
     loaded = runtime.models.current

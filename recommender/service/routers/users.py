@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from recommender import store
 
 from ..deps import SessionDep
 from ..errors import FieldError
 from ..schemas import UserDeleted, UserRating, UserRatingsPage
+from ..validation import UserIdPath
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
-UserId = Annotated[str, Path(min_length=1, max_length=128)]
+UserId = UserIdPath  # the one Id type (validation.Id): 1-128 characters, no NUL, no "/"
 
 
 @router.get("/{user_id}/ratings", response_model=UserRatingsPage)
 def get_user_ratings(
     user_id: UserId,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Ratings per page.")] = 100,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=400, description="The next_cursor of the previous page."),
+    ] = None,
 ) -> UserRatingsPage:
     """The user's ratings in item-id order, ``limit`` per page; pass ``next_cursor`` on."""
     try:
