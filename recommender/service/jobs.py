@@ -1,9 +1,21 @@
-"""Training jobs: the worker loop that claims a queued job and runs it.
+"""Training jobs: the worker loop that claims a queued job and runs it, and the checks every
+artifact passes before it is served (a retrain's, or one published from an offline run).
 
-snapshot ratings -> held-out split -> fit (progress into the job row) -> evaluate -> write
-the artifact -> in one transaction: model version row, active version, job succeeded.
-Any failure marks the job failed with the error; the previous model keeps serving.
-The same loop runs in a thread of the serving process (default) or as ``recommender worker``.
+A retrain, in two phases when it evaluates (``test_fraction`` > 0, the default):
+
+1. *evaluation fit*: the model is fitted on ``1 - test_fraction`` of each user's ratings and
+   scored on the rest; those held-out metrics go on the job and the model version;
+2. *final fit*: the same configuration is fitted again on **every** rating, and that model is
+   the one saved and served (so every item with a rating can be recommended, and the served
+   model sees as much data as ``recommender train`` would).
+
+``test_fraction: 0`` skips phase 1 (no metrics, half the time). Progress over HTTP counts the
+epochs of both phases (``epoch`` of ``epochs``, plus the phase's name). A warm start
+(``warm_start``) fits from the active model's parameters for a few epochs instead of from a
+cold initialisation. Then: write the artifact -> check it (it loads, its item map is sane)
+-> in one transaction: model version row, active version, job succeeded. Any failure marks
+the job failed with the error; the previous model keeps serving. The same loop runs in a
+thread of the serving process (default) or as ``recommender worker``.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -63,13 +76,56 @@ def rbm_config(overrides: Mapping[str, Any], *, settings: Settings) -> Any:
                 f"Received: {name}={value!r}",
                 kind="extra_forbidden",
             )
+    for name, value in overrides.items():
+        found = json_value_problem(value, f"config.{name}")
+        if found is not None:
+            field, bad, reason = found
+            leaf = field.rsplit(".", 1)[-1]
+            raise FieldError(field, bad, f"{field} {reason}. Received: {leaf}={bad!r}")
     values = {k: v for k, v in service_defaults.items() if k in known} | dict(overrides)
     try:
         return RBMConfig(**values)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         bad = next((name for name in overrides if name in str(exc)), None)
         field = f"config.{bad}" if bad else "config"
         raise FieldError(field, overrides.get(bad) if bad else dict(overrides), str(exc)) from exc
+
+
+def json_value_problem(value: Any, path: str, depth: int = 0) -> tuple[str, Any, str] | None:
+    """The first ``(path, value, reason)`` in a JSON value that the job row cannot store and
+    give back: a non-finite number (``NaN``, ``1e400``: PostgreSQL refuses it in JSON, SQLite
+    stores null), a NUL or a lone UTF-16 surrogate in a string or key, nesting deeper than
+    :data:`MAX_CONFIG_DEPTH`. ``None`` when there is none."""
+    if depth > MAX_CONFIG_DEPTH:
+        return path, "<nested deeper>", f"must not be nested deeper than {MAX_CONFIG_DEPTH} levels"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value, "must be a finite number")
+    if isinstance(value, str):
+        found = _UNSTORABLE.search(value)
+        return None if found is None else (path, value, _UNSTORABLE_REASON)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _UNSTORABLE.search(str(key)):
+                return f"{path}.{key}", key, f"key {_UNSTORABLE_REASON}"
+            found = json_value_problem(item, f"{path}.{key}", depth + 1)
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = json_value_problem(item, f"{path}[{index}]", depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+# NUL (PostgreSQL refuses it in text) and lone surrogates (no UTF-8 encoding).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_REASON = "must not contain a NUL character or a lone UTF-16 surrogate"
+MAX_CONFIG_DEPTH = 32
+# Epochs of a warm-started retrain when the request does not say (see
+# benchmarks/warm_start.py: from a model trained on 90 % of MovieLens-100k by time, 5 epochs
+# on all of it come within 2 % of a 30-epoch cold retrain).
+WARM_START_EPOCHS = 5
 
 
 def worker_identity() -> str:
@@ -198,12 +254,26 @@ class JobWorker:
     def _train(self, job_id: int, params: dict[str, Any], started: float) -> str:
         from recommender.data import split_per_user
         from recommender.evaluation import evaluate_model
-        from recommender.rbm import RBMRecommender
 
         settings = self.settings
-        overrides = {**settings.train_config, **(params.get("config") or {})}
+        warm = bool(params.get("warm_start"))
+        initial = None  # (version, artifact folder, model) of a warm start
+        if warm:
+            initial = self._active_model()
+            # A warm start continues the active model: its hyper-parameters (the hidden layout
+            # must match to copy its weights), the request's overrides, its own epoch count.
+            # The device is this worker's (a GPU-trained model may continue on a CPU).
+            base = {k: v for k, v in initial[2].config.to_dict().items() if k != "device"}
+            if "device" in settings.train_config:
+                base["device"] = settings.train_config["device"]
+            overrides = {**base, **(params.get("config") or {}),
+                         "epochs": params.get("warm_start_epochs") or WARM_START_EPOCHS}
+        else:
+            overrides = {**settings.train_config, **(params.get("config") or {})}
         config = rbm_config(overrides, settings=settings)
-        test_fraction = params.get("test_fraction") or settings.test_fraction
+        test_fraction = params.get("test_fraction")
+        if test_fraction is None:  # jobs queued before the route resolved it
+            test_fraction = 0.0 if warm else settings.test_fraction
 
         with self._sessions() as session:
             ratings = store.snapshot_ratings(session)
@@ -212,31 +282,41 @@ class JobWorker:
                 f"not enough ratings to train: need at least {settings.min_ratings_to_train}. "
                 f"Received: ratings={len(ratings)}"
             )
-        train, test = split_per_user(ratings, test_fraction=test_fraction, seed=config.seed)
-
-        def on_epoch(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
-            if self._stop.is_set():
-                raise JobCancelledError("the worker shut down during training; queue it again")
-            with self._sessions() as session:
-                store.record_progress(session, job_id=job_id, epoch=epoch, epochs=epochs)
-            if self.on_epoch is not None:
-                self.on_epoch(epoch, epochs, logs)
-
+        evaluation = "none (test_fraction=0)"
+        train = test = None
+        if test_fraction > 0:
+            train, test = split_per_user(ratings, test_fraction=test_fraction, seed=config.seed)
+            if len(test) == 0:
+                train = test = None
+                evaluation = (f"skipped: test_fraction={test_fraction:g} holds out no rating "
+                              "(every user has too few)")
+            elif warm:
+                evaluation = ("warm-started on the training split: optimistic, the starting "
+                              "model saw the held-out ratings")
+            else:
+                evaluation = "cold fit on the training split"
+        phases = [("evaluation", config.epochs)] if test is not None else []
+        phases.append(("final", config.epochs))
+        total = sum(epochs for _, epochs in phases)
+        params = {**params, "phases": [list(p) for p in phases]}
         with self._sessions() as session:
-            store.record_progress(session, job_id=job_id, epoch=0, epochs=config.epochs)
-        if settings.train_processes > 1:
-            model = train_distributed(train, config, settings.train_processes)
+            store.record_progress(session, job_id=job_id, epoch=0, epochs=total, params=params)
+
+        metrics: dict[str, float] = {}
+        if test is not None:
+            held_out = self._fit(job_id, train, config, initial, done=0, total=total)
+            metrics = _finite(evaluate_model(held_out, train, test, k=settings.eval_k))
+            del held_out
             with self._sessions() as session:
                 store.record_progress(session, job_id=job_id, epoch=config.epochs,
-                                      epochs=config.epochs)
-        else:
-            model = RBMRecommender(config)
-            model.fit(train, verbose=0, on_epoch=on_epoch)
-        metrics = _finite(evaluate_model(model, train, test, k=settings.eval_k))
+                                      epochs=total, metrics=metrics)
+        model = self._fit(job_id, ratings, config, initial, done=total - config.epochs,
+                          total=total)
 
         version = store.new_version_name(job_id)
         artifact = save_atomically(model, Path(settings.model_dir), version)
         try:
+            check_artifact(artifact)
             with self._sessions() as session:
                 store.finish_job(
                     session,
@@ -245,6 +325,9 @@ class JobWorker:
                     params={
                         **_json_safe(dataclasses.asdict(config)),
                         "test_fraction": test_fraction,
+                        "evaluation": evaluation,
+                        "trained_on": "every rating",
+                        "warm_start_from": initial[0] if initial else None,
                     },
                     metrics=metrics,
                     n_users=ratings.n_users,
@@ -257,6 +340,45 @@ class JobWorker:
             raise
         log.info("job %s: model %s active (%s)", job_id, version, metrics)
         return version
+
+    def _active_model(self) -> tuple[str, Path, Any]:
+        """The active version, its artifact folder and the model loaded from it (warm start)."""
+        with self._sessions() as session:
+            version = store.active_version(session)
+        if version is None:
+            raise ValueError("warm_start needs an active model to start from, and none is "
+                             "active: run a cold retrain (or publish a model) first")
+        path = Path(self.settings.model_dir) / version
+        try:
+            return version, path, check_artifact(path)
+        except Exception as exc:
+            raise ValueError(f"warm_start: the active model {version} cannot be loaded: "
+                             f"{exc}") from exc
+
+    def _fit(self, job_id: int, data: Any, config: Any, initial: tuple | None, *, done: int,
+             total: int) -> Any:
+        """One fit of ``data``, its epochs counted from ``done`` of the job's ``total``."""
+        from recommender.rbm import RBMRecommender
+
+        def on_epoch(epoch: int, _epochs: int, logs: Mapping[str, float]) -> None:
+            if self._stop.is_set():
+                raise JobCancelledError("the worker shut down during training; queue it again")
+            with self._sessions() as session:
+                store.record_progress(session, job_id=job_id, epoch=done + epoch, epochs=total)
+            if self.on_epoch is not None:
+                self.on_epoch(done + epoch, total, logs)
+
+        if self.settings.train_processes > 1:
+            model = train_distributed(data, config, self.settings.train_processes,
+                                      init_from=initial[1] if initial else None)
+            with self._sessions() as session:
+                store.record_progress(session, job_id=job_id, epoch=done + config.epochs,
+                                      epochs=total)
+            return model
+        model = RBMRecommender(config)
+        model.fit(data, verbose=0, on_epoch=on_epoch,
+                  initial_model=initial[2] if initial else None)
+        return model
 
     def _heartbeat(self, job_id: int, done: threading.Event) -> None:
         while not done.wait(self.settings.job_heartbeat_s):
@@ -271,11 +393,13 @@ class JobWorker:
             self.metrics.training_jobs.labels(status=status).inc()
 
 
-def train_distributed(train: Any, config: Any, processes: int) -> Any:
+def train_distributed(train: Any, config: Any, processes: int,
+                      init_from: Path | None = None) -> Any:
     """Train through ``torchrun -m recommender train --distributed`` with ``processes`` ranks.
 
     The training split goes to a temporary CSV (quoted, so any id survives), every
     hyper-parameter is passed as ``-p KEY=JSON``, and the artifact rank 0 writes is loaded.
+    ``init_from``: a model artifact to warm-start from (``--init-from``).
     """
     import csv
 
@@ -294,6 +418,8 @@ def train_distributed(train: Any, config: Any, processes: int) -> Any:
                    "--ratings", str(ratings_path), "--out", str(out), "--distributed"]
         for key, value in config.to_dict().items():
             command += ["-p", f"{key}={json.dumps(value)}"]
+        if init_from is not None:
+            command += ["--init-from", str(init_from)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
@@ -342,3 +468,123 @@ def _json_safe(values: Mapping[str, Any]) -> dict[str, Any]:
             value = repr(value)
         out[name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Artifact checks and publishing a model trained elsewhere
+# --------------------------------------------------------------------------------------------
+
+# A published version names its folder in the model directory: letters, digits, ".", "_"
+# and "-", starting with a letter or digit (so no "/", no "..", no hidden folder), and fits
+# the 64 characters of model_versions.version.
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ARTIFACT_FILES = ("metadata.json", "weights.safetensors")
+
+
+class VersionExistsError(RuntimeError):
+    """A model version with this name is already registered (the HTTP layer answers 409)."""
+
+
+def check_artifact(directory: Path) -> Any:
+    """Load the artifact in ``directory`` for CPU serving and check that it can be served.
+
+    It must load; its item map must be non-empty, with unique ids that the API accepts
+    (1-128 characters, no NUL, no lone surrogate, no ``/``); ``W (2 * items, hidden)``,
+    ``a (2 * items,)``, ``b (hidden,)`` and the prior ``(items,)`` must agree with the item
+    map and the config's hidden layout, and hold finite numbers. Returns the model, warmed by
+    one scoring call; raises :class:`ValueError` saying what is wrong. Every retrain's
+    artifact and every published one passes here before a version row points at it.
+    """
+    import torch
+
+    from recommender.rbm import RBMRecommender
+    from recommender.store.models import ID_LENGTH
+
+    directory = Path(directory)
+    for name in ARTIFACT_FILES:
+        file = directory / name
+        if file.is_symlink() or not file.is_file():
+            raise ValueError(f"the artifact needs {name} as a regular file (not a link). "
+                             f"Received: path={str(file)!r}")
+    try:
+        model = RBMRecommender.load(directory, device="cpu")
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the artifact's fault
+        raise ValueError(f"the artifact does not load: {type(exc).__name__}: {exc}") from exc
+    ids = model.item_ids
+    if not ids:
+        raise ValueError("the artifact's item map is empty. Received: item_ids=[]")
+    for item in ids:
+        if (not isinstance(item, str) or not 1 <= len(item) <= ID_LENGTH
+                or _UNSTORABLE.search(item) or "/" in item):
+            raise ValueError(f"the artifact's item map holds an id the API cannot address "
+                             f"(ids are 1-{ID_LENGTH} characters of text without NUL, lone "
+                             f"surrogates or '/'). Received: item_id={item!r}")
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        duplicate = next(item for item in ids if item in seen or seen.add(item))
+        raise ValueError(f"the artifact's item map lists an id twice. Received: "
+                         f"item_id={duplicate!r}")
+    n_items, cfg = len(ids), model.config
+    hidden = cfg.n_hidden + cfg.n_preference_hidden
+    expected = {"W": (2 * n_items, hidden), "a": (2 * n_items,), "b": (hidden,)}
+    if model.prior is not None:
+        expected["prior"] = (n_items,)
+    for name, shape in expected.items():
+        tensor = getattr(model, name)
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} for {n_items} items and {hidden} "
+                             f"hidden units. Received: {name}.shape={tuple(tensor.shape)}")
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{name} holds NaN or infinite values")
+    model.recommend([{}], k=1)  # builds the serving weights, as a serving process does
+    return model
+
+
+def publish_model(session: Session, *, model_dir: Path, version: str,
+                  activate: bool = False) -> tuple[Any, Any]:
+    """Register the artifact in ``model_dir/version`` (made by ``recommender train``,
+    ``torchrun ... --distributed`` or copied from another deployment) as a model version,
+    after :func:`check_artifact`; ``activate`` makes it the served version in the same
+    transaction. Returns ``(row, model)``. Commits.
+
+    Raises :class:`FieldError` (field ``version``) for a bad name, a missing folder, a link
+    or a bad artifact, and :class:`VersionExistsError` when the version is registered.
+    """
+    if not isinstance(version, str) or VERSION_PATTERN.fullmatch(version) is None:
+        raise FieldError("version", version,
+                         "version must be 1-64 letters, digits, '.', '_' or '-', starting with "
+                         f"a letter or digit. Received: version={version!r}")
+    root = Path(model_dir).resolve()
+    path = root / version
+    if path.is_symlink() or not path.is_dir():
+        raise FieldError("version", version,
+                         f"no artifact folder {version!r} in the model directory (copy the "
+                         f"folder `recommender train` wrote there first; links are refused). "
+                         f"Received: version={version!r}")
+    if store.get_model(session, version=version) is not None:
+        session.rollback()
+        raise VersionExistsError(f"model version {version!r} already exists. "
+                                 f"Received: version={version!r}")
+    session.rollback()  # end the read before the (possibly slow) load
+    try:
+        model = check_artifact(path)
+    except ValueError as exc:
+        raise FieldError("version", version, f"model {version} cannot be served: {exc}") from exc
+    training = model.metadata.get("training") or {}
+    try:
+        row = store.register_model(
+            session,
+            version=version,
+            params={**_json_safe(model.config.to_dict()), "source": "published",
+                    "trained_on": "offline (recommender train)",
+                    "fingerprint": training.get("fingerprint")},
+            metrics=_finite(model.metadata.get("metrics") or {}),
+            n_users=int(training.get("n_users") or 0),
+            n_items=model.n_items,
+            n_ratings=int(training.get("n_ratings") or 0),
+            training_seconds=float(training.get("seconds") or 0.0),
+            activate=activate,
+        )
+    except store.VersionExistsError as exc:  # registered between the check and the insert
+        raise VersionExistsError(str(exc)) from exc
+    return row, model

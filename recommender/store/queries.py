@@ -425,12 +425,29 @@ def claim_next_job(session: Session, *, worker_id: str) -> TrainingJob | None:
     return session.get(TrainingJob, job_id, populate_existing=True)
 
 
-def record_progress(session: Session, *, job_id: int, epoch: int, epochs: int) -> None:
-    """Store ``epoch`` of ``epochs`` on a running job (also its heartbeat); commits."""
+def record_progress(
+    session: Session,
+    *,
+    job_id: int,
+    epoch: int,
+    epochs: int,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+) -> None:
+    """Store ``epoch`` of ``epochs`` on a running job (also its heartbeat); commits.
+
+    ``params`` replaces the job's parameters (the worker adds the phases it resolved);
+    ``metrics`` stores held-out metrics known before the job ends.
+    """
+    values: dict[str, Any] = {"epoch": epoch, "epochs": epochs, "heartbeat_at": utcnow()}
+    if params is not None:
+        values["params"] = dict(params)
+    if metrics is not None:
+        values["metrics"] = dict(metrics)
     session.execute(
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.RUNNING)
-        .values(epoch=epoch, epochs=epochs, heartbeat_at=utcnow())
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     session.commit()
@@ -564,6 +581,54 @@ def list_models(session: Session) -> list[ModelVersion]:
 
 def get_model(session: Session, *, version: str) -> ModelVersion | None:
     return session.get(ModelVersion, version)
+
+
+class VersionExistsError(RuntimeError):
+    """A model version of this name is already registered."""
+
+
+def register_model(
+    session: Session,
+    *,
+    version: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    training_seconds: float,
+    activate: bool = False,
+) -> ModelVersion:
+    """Record a model trained outside a job (published), active if ``activate``; commits.
+
+    One transaction: the row and the active version change together. Raises
+    :class:`VersionExistsError` naming the version when it is already registered.
+    """
+    begin_write(session)
+    now = utcnow()
+    model = ModelVersion(
+        version=version,
+        job_id=None,
+        params=dict(params),
+        metrics=dict(metrics),
+        n_users=n_users,
+        n_items=n_items,
+        n_ratings=n_ratings,
+        training_seconds=training_seconds,
+        created_at=now,
+    )
+    session.add(model)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise VersionExistsError(
+            f"model version {version!r} already exists. Received: version={version!r}"
+        ) from exc
+    if activate:
+        _set_active(session, version=version, now=now)
+    session.commit()
+    return model
 
 
 def activate_model(session: Session, *, version: str) -> None:

@@ -7,12 +7,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from service_helpers import ADMIN, post_generated_ratings, train, wait_for_job
 from sqlalchemy import update
 
 from recommender import store
 from recommender.service import Settings
+
+
+def _errors(response) -> list[dict]:
+    """The field errors of a 422 (``errors`` of a problem+json body, or the older
+    ``detail`` list)."""
+    body = response.json()
+    return body["errors"] if "errors" in body else body["detail"]
 
 
 def _sessions(url: str):
@@ -37,20 +45,22 @@ def test_retrain_while_a_job_is_open_returns_that_job(make_client) -> None:
             "created": False,
         }
         job = client.get(f"/v1/admin/jobs/{first.json()['job_id']}", headers=ADMIN).json()
-        assert job["status"] == "queued" and job["progress"] == {"epoch": 0, "epochs": 0}
+        assert job["status"] == "queued"
+        assert job["progress"] == {"epoch": 0, "epochs": 0, "phase": None}
+        assert job["params"] == {"config": {}, "test_fraction": 0.2}
 
 
 def test_bad_overrides_are_refused_when_queued(client: TestClient) -> None:
     response = client.post("/v1/admin/retrain", json={"config": {"n_hiden": 5}}, headers=ADMIN)
     assert response.status_code == 422
-    (error,) = response.json()["errors"]
+    (error,) = _errors(response)
     assert error["field"] == "config.n_hiden" and "n_hiden=5" in error["message"]
     response = client.post("/v1/admin/retrain", json={"config": {"n_hidden": -3}}, headers=ADMIN)
     assert response.status_code == 422
-    (error,) = response.json()["errors"]
+    (error,) = _errors(response)
     assert error["field"] == "config.n_hidden" and "-3" in error["message"]
     response = client.post("/v1/admin/retrain", json={"epochs": 3}, headers=ADMIN)
-    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "epochs"
+    assert response.status_code == 422 and _errors(response)[0]["field"] == "epochs"
     assert client.get("/v1/admin/models", headers=ADMIN).json() == {
         "active_version": None,
         "models": [],
@@ -62,7 +72,9 @@ def test_a_job_runs_to_an_active_model(client: TestClient) -> None:
     n_ratings = sum(len(items) for items in by_user.values())
     job = train(client)
     assert job["status"] == "succeeded", job["error"]
-    assert job["progress"] == {"epoch": 3, "epochs": 3}
+    # Two fits of 3 epochs: the evaluation fit, then the final fit on every rating.
+    assert job["progress"] == {"epoch": 6, "epochs": 6, "phase": None}
+    assert job["params"]["phases"] == [["evaluation", 3], ["final", 3]]
     assert {"precision", "recall", "ndcg", "map", "like_accuracy", "coverage"} <= set(
         job["metrics"]
     )
@@ -204,3 +216,145 @@ def test_training_on_an_empty_store_fails_with_the_reason(client: TestClient) ->
     assert body["error"] == (
         "ValueError: not enough ratings to train: need at least 1. Received: ratings=0"
     )
+
+
+# -- the served model saw every rating (issue 13, item 5) --------------------------------------
+
+
+def _served_artifact(settings: Settings, version: str):
+    from recommender.rbm import RBMRecommender
+
+    return RBMRecommender.load(Path(settings.model_dir) / version, device="cpu")
+
+
+def test_the_served_model_is_fitted_on_every_rating(client: TestClient, settings: Settings) -> None:
+    by_user = post_generated_ratings(client)
+    # An item only one user rated: with 90 % of each user's ratings held out it falls in the
+    # held-out part, and a model fitted on the training split could never recommend it.
+    rare = {"ratings": [{"user_id": "u0", "item_id": "rare", "rating": 5}]}
+    assert client.post("/v1/ratings", json=rare).status_code == 200
+    n_ratings = sum(len(items) for items in by_user.values()) + 1
+    response = client.post("/v1/admin/retrain", json={"test_fraction": 0.9}, headers=ADMIN)
+    job = wait_for_job(client, response.json()["job_id"])
+    assert job["status"] == "succeeded", job["error"]
+    assert {"precision", "ndcg"} <= set(job["metrics"])  # the evaluation fit's, held out
+    model = _served_artifact(settings, job["model_version"])
+    training = model.metadata["training"]
+    assert (training["n_ratings"], training["n_users"]) == (n_ratings, 40)
+    assert set(model.item_ids) == {f"i{j}" for j in range(30)} | {"rare"}
+    (row,) = client.get("/v1/admin/models", headers=ADMIN).json()["models"]
+    assert row["params"]["trained_on"] == "every rating"
+    assert row["params"]["evaluation"] == "cold fit on the training split"
+    assert row["params"]["test_fraction"] == 0.9 and row["metrics"] == job["metrics"]
+
+
+def test_test_fraction_zero_means_no_evaluation(client: TestClient, settings: Settings) -> None:
+    by_user = post_generated_ratings(client)
+    response = client.post("/v1/admin/retrain", json={"test_fraction": 0}, headers=ADMIN)
+    assert response.status_code == 202
+    job = wait_for_job(client, response.json()["job_id"])
+    assert job["status"] == "succeeded", job["error"]
+    assert job["metrics"] == {}
+    assert job["params"]["test_fraction"] == 0 and job["params"]["phases"] == [["final", 3]]
+    assert job["progress"] == {"epoch": 3, "epochs": 3, "phase": None}
+    (row,) = client.get("/v1/admin/models", headers=ADMIN).json()["models"]
+    assert row["metrics"] == {} and row["params"]["evaluation"] == "none (test_fraction=0)"
+    model = _served_artifact(settings, job["model_version"])
+    assert model.metadata["training"]["n_ratings"] == sum(map(len, by_user.values()))
+
+
+def test_progress_over_http_covers_both_phases(make_client, settings: Settings) -> None:
+    """Each epoch, the job as GET /v1/admin/jobs/{id} shows it: epochs of both fits in one
+    count, and the phase (the worker runs in this thread; the probe is its epoch hook)."""
+    from recommender.service.jobs import JobWorker
+
+    with make_client(run_worker=False) as client:
+        post_generated_ratings(client)
+        job_id = client.post("/v1/admin/retrain", headers=ADMIN).json()["job_id"]
+        seen = []
+
+        def probe(epoch: int, epochs: int, _logs) -> None:
+            body = client.get(f"/v1/admin/jobs/{job_id}", headers=ADMIN).json()
+            seen.append((epoch, epochs, body["progress"], body["metrics"] is not None))
+
+        engine, sessions = _sessions(settings.database_url)
+        try:
+            assert JobWorker(sessions, settings, on_epoch=probe).run_once()
+        finally:
+            engine.dispose()
+        assert [(e, n) for e, n, _, _ in seen] == [(e, 6) for e in range(1, 7)]
+        assert [p for _, _, p, _ in seen] == [
+            {"epoch": e, "epochs": 6, "phase": "evaluation" if e <= 3 else "final"}
+            for e in range(1, 7)
+        ]
+        # The held-out metrics are on the job while the final fit runs.
+        assert [has for *_, has in seen] == [False, False, False, True, True, True]
+        assert client.get(f"/v1/admin/jobs/{job_id}", headers=ADMIN).json()["status"] == (
+            "succeeded"
+        )
+
+
+def test_a_held_out_part_that_is_empty_skips_the_evaluation(client: TestClient) -> None:
+    post_generated_ratings(client)  # 10 ratings per user: round(10 * 0.01) = 0 held out
+    response = client.post("/v1/admin/retrain", json={"test_fraction": 0.01}, headers=ADMIN)
+    job = wait_for_job(client, response.json()["job_id"])
+    assert job["status"] == "succeeded", job["error"]
+    assert job["metrics"] == {} and job["params"]["phases"] == [["final", 3]]
+    (row,) = client.get("/v1/admin/models", headers=ADMIN).json()["models"]
+    assert row["params"]["evaluation"].startswith("skipped: test_fraction=0.01 holds out no")
+
+
+# -- non-finite numbers and unstorable text in the retrain request (issue 10) ------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "received"),
+    [
+        ('{"config": {"extra": {"x": NaN}}}', "config.extra.x", "x=nan"),
+        ('{"config": {"extra": {"x": [1, 1e400]}}}', "config.extra.x[1]", "x[1]=inf"),
+        ('{"config": {"extra": {"x": -Infinity}}}', "config.extra.x", "x=-inf"),
+        ('{"config": {"cd_k_schedule": [[1e400, 1]]}}', "config.cd_k_schedule[0][0]", "=inf"),
+        ('{"config": {"learning_rate": NaN}}', "config.learning_rate", "learning_rate=nan"),
+        ('{"config": {"extra": {"note": "a\\u0000b"}}}', "config.extra.note", "note='a\\x00b'"),
+        ('{"config": {"extra": {"\\ud800": 1}}}', "config.extra.\ud800", "Received"),
+        ('{"test_fraction": 5e-324}', "test_fraction", "5e-324"),
+        ('{"test_fraction": NaN}', "test_fraction", "nan"),
+        ('{"test_fraction": 1e400}', "test_fraction", "inf"),
+    ],
+)
+def test_unstorable_retrain_requests_get_422_naming_the_field(
+    client: TestClient, db_url: str, body: str, field: str, received: str
+) -> None:
+    response = client.post(
+        "/v1/admin/retrain",
+        content=body,
+        headers={**ADMIN, "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    (error,) = _errors(response)
+    assert error["field"] == field and received in error["message"], error
+    engine, sessions = _sessions(db_url)
+    try:
+        with sessions() as session:  # nothing was queued
+            assert store.open_job(session) is None
+    finally:
+        engine.dispose()
+
+
+def test_cd_k_schedule_entries_must_be_whole_numbers(client: TestClient) -> None:
+    for schedule in ([[1.5, 1]], [[0, 0]], [["0", 1]], [[0]], 3):
+        response = client.post(
+            "/v1/admin/retrain", json={"config": {"cd_k_schedule": schedule}}, headers=ADMIN
+        )
+        assert response.status_code == 422, (schedule, response.text)
+        assert _errors(response)[0]["field"] == "config.cd_k_schedule"
+    good = client.post(
+        "/v1/admin/retrain", json={"config": {"cd_k_schedule": [[0, 1], [2, 2.0]]}}, headers=ADMIN
+    )
+    assert good.status_code == 202
+
+
+def test_warm_start_epochs_need_warm_start(client: TestClient) -> None:
+    response = client.post("/v1/admin/retrain", json={"warm_start_epochs": 3}, headers=ADMIN)
+    assert response.status_code == 422
+    assert "warm_start_epochs is only used with warm_start" in _errors(response)[0]["message"]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, status
 from recommender import store
 
 from ..deps import AdminDep, RuntimeDep, SessionDep, SettingsDep
-from ..jobs import rbm_config
+from ..jobs import WARM_START_EPOCHS, VersionExistsError, publish_model, rbm_config
 from ..schemas import (
     Activated,
     JobAccepted,
@@ -15,8 +15,10 @@ from ..schemas import (
     ModelList,
     ModelOut,
     Progress,
+    PublishRequest,
     RetrainRequest,
 )
+from ..serving import LoadedModel
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -32,12 +34,26 @@ def retrain(
     """Queue a training job, or return the one already queued or running.
 
     ``config`` overrides RBMConfig fields; they are validated now, not when the job runs.
+    The served model is fitted on every rating; with ``test_fraction`` > 0 an evaluation fit
+    on the rest of each user's ratings comes first and gives the job's metrics.
+    ``warm_start`` continues the active model for ``warm_start_epochs`` epochs (409 when no
+    model is active).
     """
     body = body or RetrainRequest()
     rbm_config({**settings.train_config, **body.config}, settings=settings)
-    params: dict = {"config": body.config}
-    if body.test_fraction is not None:
-        params["test_fraction"] = body.test_fraction
+    test_fraction = body.test_fraction
+    if test_fraction is None:  # a warm start is the quick path: no evaluation unless asked
+        test_fraction = 0.0 if body.warm_start else settings.test_fraction
+    params: dict = {"config": body.config, "test_fraction": test_fraction}
+    if body.warm_start:
+        if store.active_version(session) is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "warm_start needs an active model to start from, and none is active: run a "
+                "retrain without warm_start (or publish a model) first",
+            )
+        params["warm_start"] = True
+        params["warm_start_epochs"] = body.warm_start_epochs or WARM_START_EPOCHS
     job, created = store.enqueue_job(session, params=params)
     if created and runtime.worker is not None:
         runtime.worker.wake()
@@ -53,7 +69,11 @@ def get_job(job_id: int, _admin: AdminDep, session: SessionDep) -> JobOut:
     return JobOut(
         job_id=job.id,
         status=job.status,  # type: ignore[arg-type]
-        progress=Progress(epoch=job.epoch, epochs=job.epochs),
+        progress=Progress(
+            epoch=job.epoch,
+            epochs=job.epochs,
+            phase=_phase(job.params or {}, job.epoch) if job.status == "running" else None,
+        ),
         params=job.params or {},
         metrics=job.metrics,
         model_version=job.model_version,
@@ -64,28 +84,72 @@ def get_job(job_id: int, _admin: AdminDep, session: SessionDep) -> JobOut:
     )
 
 
+def _phase(params: dict, epoch: int) -> str | None:
+    """The phase a running job is in, from the phases the worker resolved and the epoch."""
+    phases = params.get("phases")
+    if not phases:
+        return None
+    end = 0
+    for name, epochs in phases:
+        end += epochs
+        if epoch <= end:  # at a phase's last epoch it is still scoring (evaluation) or saving
+            return name
+    return phases[-1][0]
+
+
 @router.get("/models", response_model=ModelList)
 def list_models(_admin: AdminDep, session: SessionDep) -> ModelList:
     """Every model version, newest first, and which one is active."""
     active = store.active_version(session)
     return ModelList(
         active_version=active,
-        models=[
-            ModelOut(
-                version=m.version,
-                active=m.version == active,
-                job_id=m.job_id,
-                created_at=m.created_at,
-                metrics=m.metrics or {},
-                params=m.params or {},
-                n_users=m.n_users,
-                n_items=m.n_items,
-                n_ratings=m.n_ratings,
-                training_seconds=m.training_seconds,
-            )
-            for m in store.list_models(session)
-        ],
+        models=[_model_out(m, active) for m in store.list_models(session)],
     )
+
+
+def _model_out(m: store.ModelVersion, active: str | None) -> ModelOut:
+    return ModelOut(
+        version=m.version,
+        active=m.version == active,
+        job_id=m.job_id,
+        created_at=m.created_at,
+        metrics=m.metrics or {},
+        params=m.params or {},
+        n_users=m.n_users,
+        n_items=m.n_items,
+        n_ratings=m.n_ratings,
+        training_seconds=m.training_seconds,
+    )
+
+
+@router.post("/models", status_code=status.HTTP_201_CREATED, response_model=ModelOut)
+def publish(
+    body: PublishRequest,
+    _admin: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    runtime: RuntimeDep,
+) -> ModelOut:
+    """Register a model trained elsewhere (``recommender train``, ``torchrun ...
+    --distributed``) whose artifact folder was copied into RECOMMENDER_MODEL_DIR; with
+    ``activate`` serve it (every serving process follows within its model poll interval).
+
+    Only a folder directly inside the model directory is accepted (the version name has no
+    ``/`` or ``..``, and links are refused), and the artifact is checked as a retrain's is:
+    it loads, its item map is sane, its shapes agree. 422 names what is wrong; 409 when the
+    version is already registered.
+    """
+    try:
+        row, model = publish_model(
+            session, model_dir=settings.model_dir, version=body.version, activate=body.activate
+        )
+    except VersionExistsError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    if body.activate:
+        runtime.models.install(
+            LoadedModel(version=row.version, model=model, metrics=dict(row.metrics))
+        )
+    return _model_out(row, row.version if body.activate else store.active_version(session))
 
 
 @router.post("/models/{version}/activate", response_model=Activated)
