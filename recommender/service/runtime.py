@@ -4,14 +4,16 @@ the job worker, metrics."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from recommender import store
+from recommender.store.engine import StallGuard
 
 from .batching import MicroBatcher
 from .jobs import JobWorker
@@ -42,6 +44,11 @@ class Runtime:
     # Sessions for the recommendation batches' reads (see ``store.make_reader_factory``).
     readers: sessionmaker[Session]
     recommender: MicroBatcher[RecommendationRequest, Recommendation] | None = None
+    # Cuts connections that requests hold past RECOMMENDER_DB_TIMEOUT_S (a stalled database):
+    # ``sessions`` and ``readers`` go through it, the training worker does not.
+    guard: StallGuard | None = None
+    _sweeper: threading.Thread | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def build(cls, settings: Settings, metrics: ServiceMetrics) -> Runtime:
@@ -49,8 +56,10 @@ class Runtime:
             settings.database_url,
             busy_timeout_s=settings.db_timeout_s,
             pool_size=settings.db_pool_size,
+            pre_ping=False,  # the guard pings, under its deadline
         )
-        sessions = store.make_session_factory(engine)
+        guard = StallGuard(engine, timeout_s=settings.db_timeout_s)
+        sessions = store.make_session_factory(guard.engine)
         models = ModelHolder(
             sessions,
             settings.model_dir,
@@ -64,13 +73,16 @@ class Runtime:
         worker = None
         if settings.run_worker:
             worker = JobWorker(
-                sessions,
+                store.make_session_factory(engine),  # unguarded: a job reads every rating
                 settings,
                 metrics=metrics,
                 on_model_ready=lambda _version: models.refresh(force=True),
             )
-        readers = store.make_reader_factory(engine)
-        return cls(settings, engine, sessions, metrics, models, popular, titles, worker, readers)
+        readers = store.make_reader_factory(guard.engine)
+        return cls(
+            settings, engine, sessions, metrics, models, popular, titles, worker, readers,
+            guard=guard,
+        )
 
     def recommend_batch(self, requests: list[RecommendationRequest]) -> list:
         """Answer a batch of recommendation requests (runs on the batcher's thread)."""
@@ -89,6 +101,30 @@ class Runtime:
             raise RuntimeError("the runtime is not started")
         return await self.recommender.submit(request)
 
+    def sweep_stale_jobs(self) -> list[int]:
+        """Fail running jobs whose worker stopped beating (it died), so that a retrain can
+        be queued again; returns their ids. Every serving process does this, not only the
+        workers: with none running, nobody else would."""
+        with self.sessions() as session:
+            stale = store.fail_stale_jobs(
+                session, stale_after=timedelta(seconds=self.settings.job_stale_after_s)
+            )
+        if stale:
+            log.warning("marked stale running jobs failed (their worker died): %s", stale)
+        return stale
+
+    def sweep_interval_s(self) -> float:
+        """How often the sweep runs: a dead worker's job is failed at most this long after
+        it turned stale (a fifth of RECOMMENDER_JOB_STALE_AFTER_S, between 0.1 s and 10 s)."""
+        return min(10.0, max(0.1, self.settings.job_stale_after_s / 5))
+
+    def _sweep_loop(self) -> None:
+        while not self._stopping.wait(self.sweep_interval_s()):
+            try:
+                self.sweep_stale_jobs()
+            except Exception as exc:  # noqa: BLE001 - database down: try again next time
+                log.warning("sweeping stale jobs failed: %s", exc)
+
     def start(self) -> None:
         """Fail jobs orphaned by a dead process, load the active model, start background loops.
 
@@ -96,16 +132,16 @@ class Runtime:
         retry.
         """
         try:
-            with self.sessions() as session:
-                stale = store.fail_stale_jobs(
-                    session, stale_after=timedelta(seconds=self.settings.job_stale_after_s)
-                )
-            if stale:
-                log.warning("marked stale running jobs failed: %s", stale)
+            self.sweep_stale_jobs()
             self.models.refresh()
         except Exception as exc:  # noqa: BLE001
             log.error("start-up checks failed (database unreachable?): %s", exc)
         self.models.start()
+        self._stopping.clear()
+        self._sweeper = threading.Thread(
+            target=self._sweep_loop, name="stale-job-sweeper", daemon=True
+        )
+        self._sweeper.start()
         self.recommender = MicroBatcher(
             self.recommend_batch,
             max_batch=self.settings.recommend_batch_max,
@@ -120,6 +156,11 @@ class Runtime:
         if self.worker is not None:
             self.worker.stop()
         self.models.stop()
+        self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
         if self.recommender is not None:
             self.recommender.close()
+        if self.guard is not None:
+            self.guard.close()
         self.engine.dispose()

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import socket
+import sqlite3
 import threading
+import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DATABASE_URL = "sqlite:///./recommender.db"
 
+log = logging.getLogger(__name__)
+
 
 def make_engine(
-    url: str, *, busy_timeout_s: float = 5.0, pool_size: int = 10, **kwargs: Any
+    url: str,
+    *,
+    busy_timeout_s: float = 5.0,
+    pool_size: int = 10,
+    pre_ping: bool = True,
+    **kwargs: Any,
 ) -> Engine:
     """Create an engine for ``url`` with the settings this service relies on.
 
@@ -22,11 +34,17 @@ def make_engine(
     transaction handling is replaced by an explicit ``BEGIN`` (the SQLAlchemy-documented
     recipe), so a transaction covers every statement in it, reads included.
 
-    PostgreSQL: ``psycopg`` 3, a pool checked with a ping so a restarted server is survived.
+    PostgreSQL: ``psycopg`` 3, a pool checked with a ping so a restarted server is survived
+    (``pre_ping=False`` when a :class:`StallGuard` pings instead). ``busy_timeout_s`` bounds
+    the connect (libpq: whole seconds, 2 at least) and the wait for a pooled connection; TCP
+    keepalives and ``tcp_user_timeout`` drop a connection whose peer vanished. None of these
+    bounds a server or proxy that accepts bytes and never answers: :class:`StallGuard` does.
     """
     parsed = make_url(url)
     if "poolclass" not in kwargs:
-        kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size)
+        kwargs.update(
+            pool_size=pool_size, max_overflow=2 * pool_size, pool_timeout=busy_timeout_s
+        )
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
@@ -39,8 +57,18 @@ def make_engine(
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(
         parsed,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": max(1, int(busy_timeout_s))},
+        pool_pre_ping=pre_ping,
+        connect_args={
+            "connect_timeout": max(1, math.ceil(busy_timeout_s)),
+            # Probe an idle connection after this many seconds, then every second, 3 times.
+            "keepalives": 1,
+            "keepalives_idle": max(1, math.ceil(busy_timeout_s)),
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+            # Sent data unacknowledged this long: the peer is gone (a long query is fine:
+            # the server acknowledges at once, it only answers late).
+            "tcp_user_timeout": max(1000, math.ceil(busy_timeout_s * 1000)),
+        },
         **kwargs,
     )
 
@@ -60,6 +88,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     # unfair under load (a waiting writer can time out while others keep winning). Writers in
     # other processes still meet the busy timeout.
     write_lock = threading.Lock()
+    full_busy_ms = int(busy_timeout_s * 1000)
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
@@ -73,9 +102,27 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         # writes asks for IMMEDIATE (see ``begin_write``), taking the write lock up front,
         # because SQLite cannot wait to upgrade a read lock (it fails with "locked").
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        if mode == "IMMEDIATE" and write_lock.acquire(timeout=busy_timeout_s):
+        busy_ms = full_busy_ms
+        if mode == "IMMEDIATE":
+            start = time.monotonic()
+            if not write_lock.acquire(timeout=busy_timeout_s):
+                raise exc.OperationalError(
+                    "BEGIN IMMEDIATE",
+                    None,
+                    sqlite3.OperationalError(
+                        "database is locked: another writer in this process held it for "
+                        f"{busy_timeout_s:g} s"
+                    ),
+                )
             connection.info["holds_write_lock"] = True
+            # The whole wait for the write lock stays within the busy timeout: SQLite's own
+            # wait (another process's writer) gets what this process's queue left of it.
+            waited_ms = int((time.monotonic() - start) * 1000)
+            busy_ms = max(1, full_busy_ms - waited_ms) if waited_ms > 1 else full_busy_ms
         try:
+            if connection.info.get("busy_ms", full_busy_ms) != busy_ms:
+                connection.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_ms}")
+                connection.info["busy_ms"] = busy_ms
             connection.exec_driver_sql(f"BEGIN {mode}")
         except BaseException:
             if connection.info.pop("holds_write_lock", False):
@@ -116,3 +163,156 @@ def is_postgresql(session_or_engine: Session | Engine) -> bool:
         else session_or_engine
     )
     return bind.dialect.name == "postgresql"
+
+
+class _Held:
+    """A connection a guarded caller holds, and when it must be back in the pool."""
+
+    __slots__ = ("aborted", "connection", "deadline")
+
+    def __init__(self, connection: Any, deadline: float) -> None:
+        self.connection = connection  # the DBAPI connection
+        self.deadline = deadline  # time.monotonic()
+        self.aborted = False
+
+
+class StallGuard:
+    """Cut database connections that a request holds longer than ``timeout_s``.
+
+    A server (or a proxy, or a network path) that accepts bytes and never answers leaves a
+    thread blocked in a socket read: no driver timeout fires, because the socket is healthy.
+    Every connection handed out through :attr:`engine` (the guarded view of ``engine``) must
+    be back in the pool within ``timeout_s`` of its checkout; one that is not is cut: its
+    socket is shut down (PostgreSQL: the blocked read fails at once with "server closed the
+    connection", the pool discards the connection) or its statement interrupted (SQLite).
+    The caller gets an ``OperationalError``, which the service answers with 503.
+
+    The plain ``engine`` stays unguarded, for work that legitimately holds a connection long
+    (a training job reading every rating). The ping at checkout (what ``pool_pre_ping``
+    does; build the engine with ``pre_ping=False``) is guarded for every caller.
+
+    One watchdog thread sleeps until the oldest deadline; a checkout costs a dict insert.
+    """
+
+    def __init__(self, engine: Engine, *, timeout_s: float, ping: bool | None = None) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0. Received: timeout_s={timeout_s!r}")
+        self.timeout_s = timeout_s
+        self.engine = engine.execution_options(stall_guard=True)
+        self.cut = 0  # connections cut so far
+        self._dialect = engine.dialect
+        self._ping = engine.dialect.name == "postgresql" if ping is None else ping
+        self._held: dict[int, _Held] = {}  # id(entry) -> entry, oldest deadline first
+        self._condition = threading.Condition()
+        self._closed = False
+        event.listen(engine.pool, "connect", self._on_connect)
+        event.listen(engine.pool, "checkout", self._on_checkout)
+        event.listen(engine.pool, "checkin", self._on_checkin)
+        event.listen(engine, "engine_connect", self._on_engine_connect)
+        self._thread = threading.Thread(target=self._watch, name="db-stall-guard", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+        self._thread.join(timeout=5)
+
+    def held(self) -> int:
+        """Guarded connections out of the pool now."""
+        with self._condition:
+            return len(self._held)
+
+    # -- pool and engine events --------------------------------------------------------------
+
+    def _on_connect(self, _dbapi_connection: Any, record: Any) -> None:
+        record.info["stall_guard_fresh"] = True  # no ping needed on its first checkout
+
+    def _on_checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not self._ping or record.info.pop("stall_guard_fresh", False):
+            return
+        entry = self._hold(dbapi_connection)
+        try:
+            alive = self._dialect.do_ping(dbapi_connection)
+        except Exception:  # noqa: BLE001 - a ping that fails in any way: a dead connection
+            alive = False
+        finally:
+            self._release(entry)
+        if entry.aborted:
+            # Raising anything but DisconnectionError discards this connection without
+            # trying another: a second try would stall as long again.
+            raise exc.TimeoutError(
+                f"the database did not answer a ping within {self.timeout_s:g} s "
+                "(RECOMMENDER_DB_TIMEOUT_S)"
+            )
+        if not alive:
+            # What pool_pre_ping does: this one and every older pooled one are discarded
+            # (a restarted server killed them all), and the pool connects anew.
+            raise exc.InvalidatePoolError()
+
+    def _on_engine_connect(self, connection: Any) -> None:
+        if not connection.get_execution_options().get("stall_guard"):
+            return
+        fairy = connection.connection
+        fairy.info["stall_guard"] = self._hold(fairy.dbapi_connection)
+
+    def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
+        entry = record.info.pop("stall_guard", None)
+        if entry is not None:
+            self._release(entry)
+
+    # -- the watchdog ------------------------------------------------------------------------
+
+    def _hold(self, dbapi_connection: Any) -> _Held:
+        with self._condition:
+            entry = _Held(dbapi_connection, time.monotonic() + self.timeout_s)
+            self._held[id(entry)] = entry
+            if len(self._held) == 1:
+                self._condition.notify()  # the watchdog sleeps without a deadline
+        return entry
+
+    def _release(self, entry: _Held) -> None:
+        with self._condition:
+            self._held.pop(id(entry), None)
+
+    def _watch(self) -> None:
+        with self._condition:
+            while not self._closed:
+                if not self._held:
+                    self._condition.wait()
+                    continue
+                now = time.monotonic()
+                overdue = []
+                for key, entry in list(self._held.items()):
+                    if entry.deadline > now:
+                        break
+                    del self._held[key]
+                    overdue.append(entry)
+                for entry in overdue:
+                    entry.aborted = True
+                    self.cut += 1
+                    _cut(entry.connection, self.timeout_s)
+                if self._held:
+                    first = next(iter(self._held.values()))
+                    self._condition.wait(max(0.0, first.deadline - time.monotonic()))
+
+
+def _cut(dbapi_connection: Any, timeout_s: float) -> None:
+    """Make a thread blocked on ``dbapi_connection`` fail now."""
+    try:
+        interrupt = getattr(dbapi_connection, "interrupt", None)
+        if interrupt is not None:  # sqlite3: abort the running statement
+            interrupt()
+        else:  # a network connection: shut the socket down (the driver still owns the fd)
+            sock = socket.socket(fileno=dbapi_connection.fileno())
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.detach()
+        log.warning(
+            "cut a database connection held over %g s (RECOMMENDER_DB_TIMEOUT_S): "
+            "the database stalled",
+            timeout_s,
+        )
+    except Exception as error:  # noqa: BLE001 - closed meanwhile: nothing to cut
+        log.debug("cutting a stalled database connection failed: %s", error)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,6 +12,8 @@ from sqlalchemy import text
 from recommender import store
 
 from ..deps import RuntimeDep
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -27,10 +31,15 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
         with runtime.sessions() as session:
             session.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+        # The driver's message names the database host and port: in the log only.
+        log.warning("readiness check: database unreachable: %s", exc)
         return JSONResponse(
             status_code=503,
-            content={"status": "unavailable", "reason": f"database unreachable: {reason}"},
+            content={
+                "status": "unavailable",
+                "reason": "database unreachable (refused, or no answer within "
+                "RECOMMENDER_DB_TIMEOUT_S); the server log has the cause",
+            },
         )
     current = runtime.models.current
     return JSONResponse(
