@@ -359,8 +359,10 @@ ParamOption = Annotated[
 ]
 
 
-def _rbm_config(params: list[str] | None, epochs: int | None, device: str | None) -> Any:
-    """Defaults of RBMConfig, then --param overrides, parsed as JSON where possible."""
+def _rbm_config(params: list[str] | None, epochs: int | None, device: str | None,
+                base: Any = None) -> Any:
+    """Defaults of RBMConfig (or ``base``), then --param overrides, parsed as JSON where
+    possible."""
     import json
 
     from recommender.rbm import RBMConfig
@@ -380,7 +382,7 @@ def _rbm_config(params: list[str] | None, epochs: int | None, device: str | None
     if device is not None:
         overrides["device"] = device
     try:
-        return RBMConfig().replace(**overrides)
+        return (base or RBMConfig()).replace(**overrides)
     except (ValueError, TypeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -427,21 +429,37 @@ def train(
     distributed: Annotated[bool, typer.Option(
         "--distributed", help="Data-parallel over torch.distributed (launch with torchrun).")
     ] = False,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", exists=True, file_okay=False,
+        help="Warm start from this saved model: its hyper-parameters (-p overrides apply) and "
+        "weights; new items start fresh. --epochs then counts added epochs (default 5).")
+    ] = None,
 ) -> None:
     """Train the RBM on all ratings and save it (weights.safetensors + metadata.json)."""
     from recommender.data import read_ratings
     from recommender.rbm import RBMRecommender
 
-    config = _rbm_config(params, epochs, device)
+    initial = None
+    if init_from is not None:
+        from recommender.service.jobs import WARM_START_EPOCHS
+
+        try:
+            initial = RBMRecommender.load(init_from, device="cpu")
+        except (ValueError, OSError, KeyError) as exc:
+            typer.echo(f"error: --init-from {init_from}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        epochs = epochs if epochs is not None else WARM_START_EPOCHS
+    config = _rbm_config(params, epochs, device,
+                         base=initial.config.replace(device="auto") if initial else None)
     try:
         data = read_ratings(ratings)
         model = RBMRecommender(config)
         if distributed:
             from recommender.rbm.distributed import fit_distributed
 
-            rank = fit_distributed(model, data, verbose=1)
+            rank = fit_distributed(model, data, verbose=1, initial_model=initial)
         else:
-            model.fit(data, verbose=1)
+            model.fit(data, verbose=1, initial_model=initial)
             rank = 0
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -452,6 +470,156 @@ def train(
         typer.echo(f"saved to {out}: {info['n_users']} users, {info['n_items']} items, "
                    f"{info['n_ratings']} ratings, {info['epochs_run']} epochs in "
                    f"{info['seconds']:.1f} s on {info['device']}")
+
+
+# --------------------------------------------------------------------------------------------
+# models: publish an offline-trained model, list, activate
+# --------------------------------------------------------------------------------------------
+
+models_app = typer.Typer(
+    help="Model versions: publish a model trained offline, list them, activate one.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+ModelDirOption = Annotated[
+    Path | None,
+    typer.Option("--model-dir", help="Overrides RECOMMENDER_MODEL_DIR (the folder every "
+                 "serving process loads models from).", show_default=False),
+]
+
+
+@models_app.command("publish")
+def models_publish(
+    directory: Annotated[Path, typer.Argument(
+        exists=True, file_okay=False,
+        help="A saved model folder (weights.safetensors + metadata.json), e.g. from "
+        "`recommender train --out DIR`.")],
+    activate: Annotated[bool, typer.Option(
+        "--activate", help="Serve it: running servers follow within their model poll "
+        "interval (RECOMMENDER_MODEL_POLL_INTERVAL_S).")] = False,
+    version: Annotated[str | None, typer.Option(
+        help="Version name (letters, digits, '.', '_', '-'); default: a new timestamped one.",
+        show_default=False)] = None,
+    database_url: DatabaseOption = None,
+    model_dir: ModelDirOption = None,
+) -> None:
+    """Copy a model into the model directory, check it as a retrain's artifact is checked
+    (it loads, its item map is sane) and register it as a model version."""
+    import os
+    import shutil
+    import uuid
+
+    from recommender.service.errors import FieldError
+    from recommender.service.jobs import (
+        ARTIFACT_FILES,
+        VERSION_PATTERN,
+        VersionExistsError,
+        publish_model,
+    )
+    from recommender.store import make_engine, make_session_factory, new_version_name
+
+    settings = _settings(database_url=database_url, model_dir=model_dir)
+    version = version or new_version_name()
+    if VERSION_PATTERN.fullmatch(version) is None:
+        typer.echo("error: version must be 1-64 letters, digits, '.', '_' or '-', starting "
+                   f"with a letter or digit. Received: version={version!r}", err=True)
+        raise typer.Exit(2)
+    root = Path(settings.model_dir)
+    target = root / version
+    if target.exists():
+        typer.echo(f"error: {target} already exists: pick another --version", err=True)
+        raise typer.Exit(2)
+    missing = [name for name in ARTIFACT_FILES if not (directory / name).is_file()]
+    if missing:
+        typer.echo(f"error: {directory} is not a saved model: {', '.join(missing)} missing",
+                   err=True)
+        raise typer.Exit(2)
+    # Copied to a hidden staging folder, then renamed: a reader never sees half a model.
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".{version}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        for name in ARTIFACT_FILES:
+            shutil.copyfile(directory / name, staging / name)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            row, _model = publish_model(session, model_dir=root, version=version,
+                                        activate=activate)
+    except (FieldError, VersionExistsError) as exc:
+        shutil.rmtree(target, ignore_errors=True)  # no row points at it
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    finally:
+        engine.dispose()
+    state = "active" if activate else "not active (recommender models activate VERSION)"
+    typer.echo(f"published {row.version}: {row.n_items} items, {row.n_users} users, "
+               f"{row.n_ratings} ratings; {state}")
+
+
+@models_app.command("list")
+def models_list(database_url: DatabaseOption = None) -> None:
+    """Every model version, newest first; * marks the active one."""
+    from recommender.store import active_version, list_models, make_engine, make_session_factory
+
+    settings = _settings(database_url=database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            active = active_version(session)
+            rows = list_models(session)
+    finally:
+        engine.dispose()
+    typer.echo(f"  {'version':<28} {'source':<10} {'items':>7} {'users':>7} {'ratings':>9} "
+               f"{'ndcg':>6}  created")
+    for m in rows:
+        source = f"job {m.job_id}" if m.job_id is not None else (m.params or {}).get(
+            "source", "-")
+        ndcg = (m.metrics or {}).get("ndcg")
+        typer.echo(f"{'*' if m.version == active else ' '} {m.version:<28} {source:<10} "
+                   f"{m.n_items:>7} {m.n_users:>7} {m.n_ratings:>9} "
+                   f"{'-' if ndcg is None else f'{ndcg:.3f}':>6}  "
+                   f"{m.created_at:%Y-%m-%d %H:%M:%S}")
+
+
+@models_app.command("activate")
+def models_activate(
+    version: Annotated[str, typer.Argument(help="A registered version (`models list`).")],
+    database_url: DatabaseOption = None,
+    model_dir: ModelDirOption = None,
+) -> None:
+    """Serve VERSION (roll back or forward) after checking that its artifact can be served;
+    running servers follow within their model poll interval."""
+    from recommender.service.jobs import check_artifact
+    from recommender.store import activate_model, get_model, make_engine, make_session_factory
+
+    settings = _settings(database_url=database_url, model_dir=model_dir)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            if get_model(session, version=version) is None:
+                typer.echo(f"error: no model version {version!r} (see `recommender models "
+                           "list`)", err=True)
+                raise typer.Exit(2)
+            session.rollback()
+            try:
+                check_artifact(Path(settings.model_dir) / version)
+            except ValueError as exc:
+                typer.echo(f"error: model {version} cannot be served, nothing changed: {exc}",
+                           err=True)
+                raise typer.Exit(2) from exc
+            activate_model(session, version=version)
+    finally:
+        engine.dispose()
+    typer.echo(f"model {version} active")
 
 
 def _redact(url: str) -> str:

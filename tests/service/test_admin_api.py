@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import timedelta
@@ -358,3 +359,133 @@ def test_warm_start_epochs_need_warm_start(client: TestClient) -> None:
     response = client.post("/v1/admin/retrain", json={"warm_start_epochs": 3}, headers=ADMIN)
     assert response.status_code == 422
     assert "warm_start_epochs is only used with warm_start" in _errors(response)[0]["message"]
+
+
+# -- warm start over HTTP (issue 13, item 6) ---------------------------------------------------
+
+
+def test_warm_start_continues_the_active_model(client: TestClient, settings: Settings) -> None:
+    assert client.post("/v1/admin/retrain", json={"warm_start": True},
+                       headers=ADMIN).status_code == 409  # nothing to start from yet
+    post_generated_ratings(client)
+    v1 = train(client, n_hidden=5)["model_version"]
+    new = {"ratings": [{"user_id": "newcomer", "item_id": "i-new", "rating": 4},
+                       {"user_id": "newcomer", "item_id": "i3", "rating": 2}]}
+    assert client.post("/v1/ratings", json=new).status_code == 200
+    time.sleep(1.1)  # version names carry the second
+    response = client.post("/v1/admin/retrain", json={"warm_start": True,
+                                                      "warm_start_epochs": 2}, headers=ADMIN)
+    assert response.status_code == 202
+    job = wait_for_job(client, response.json()["job_id"])
+    assert job["status"] == "succeeded", job["error"]
+    assert job["params"]["warm_start"] and job["params"]["warm_start_epochs"] == 2
+    # No evaluation unless asked (the warm start is the quick path), 2 epochs.
+    assert job["params"]["phases"] == [["final", 2]] and job["metrics"] == {}
+    model = _served_artifact(settings, job["model_version"])
+    # The active model's hidden layout (n_hidden=5), not the service default (8).
+    assert model.config.n_hidden == 5 and model.config.epochs == 2
+    assert "i-new" in model.item_ids and model.metadata["training"]["n_users"] == 41
+    row = next(m for m in client.get("/v1/admin/models", headers=ADMIN).json()["models"]
+               if m["version"] == job["model_version"])
+    assert row["params"]["warm_start_from"] == v1 and row["active"]
+
+
+# -- publishing a model trained offline (issue 13, item 7) -------------------------------------
+
+
+def _offline_model(directory: Path, *, n_items: int = 20):
+    """A model as `recommender train` writes it, saved into ``directory``."""
+    from recommender.data import generate_ratings
+    from recommender.rbm import RBMRecommender
+
+    model = RBMRecommender(n_hidden=4, n_preference_hidden=2, epochs=1, device="cpu")
+    model.fit(generate_ratings(n_users=30, n_items=n_items, ratings_per_user=6, seed=1),
+              verbose=0)
+    model.save(directory)
+    return model
+
+
+def test_publish_an_offline_model_and_every_process_serves_it(
+    make_client, settings: Settings
+) -> None:
+    _offline_model(Path(settings.model_dir) / "offline-1")
+    with make_client() as a, make_client(run_worker=False) as b:
+        response = a.post("/v1/admin/models", json={"version": "offline-1"}, headers=ADMIN)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["version"] == "offline-1" and not body["active"] and body["job_id"] is None
+        assert (body["n_items"], body["n_users"]) == (20, 30)
+        assert body["params"]["source"] == "published" and body["params"]["n_hidden"] == 4
+        assert a.get("/v1/users/u0/recommendations").json()["strategy"] == "popular"
+        response = a.post("/v1/admin/models/offline-1/activate", headers=ADMIN)
+        assert response.status_code == 200
+        assert a.get("/v1/users/u0/recommendations").json()["model_version"] == "offline-1"
+        # Another serving process follows within its poll interval.
+        _eventually(lambda: b.get("/v1/users/u0/recommendations").json()["model_version"],
+                    "offline-1")
+        _offline_model(Path(settings.model_dir) / "offline-2", n_items=22)
+        response = a.post("/v1/admin/models", json={"version": "offline-2", "activate": True},
+                          headers=ADMIN)
+        assert response.status_code == 201 and response.json()["active"]
+        assert a.get("/v1/users/u0/recommendations").json()["model_version"] == "offline-2"
+        _eventually(lambda: b.get("/v1/users/u0/recommendations").json()["model_version"],
+                    "offline-2")
+        again = a.post("/v1/admin/models", json={"version": "offline-2"}, headers=ADMIN)
+        assert again.status_code == 409 and "already exists" in again.json()["detail"]
+
+
+def _tamper(directory: Path, change) -> None:
+    meta = json.loads((directory / "metadata.json").read_text())
+    change(meta)
+    (directory / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_publish_refuses_paths_and_broken_artifacts(client: TestClient, settings: Settings,
+                                                    tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    root = Path(settings.model_dir)
+    good = root / "good"
+    _offline_model(good)
+
+    def publish(version):
+        return client.post("/v1/admin/models", json={"version": version}, headers=ADMIN)
+
+    for version, reason in [
+        ("../good", "version must be 1-64 letters"),
+        ("a/b", "version must be 1-64 letters"),
+        (".hidden", "version must be 1-64 letters"),
+        ("absent", "no artifact folder 'absent'"),
+    ]:
+        response = publish(version)
+        assert response.status_code == 422, response.text
+        (error,) = _errors(response)
+        assert error["field"] == "version" and reason in error["message"], error
+    # A link out of the model directory is refused even when its target is a good model.
+    _offline_model(tmp_path / "elsewhere")
+    (root / "linked").symlink_to(tmp_path / "elsewhere")
+    assert "links are refused" in _errors(publish("linked"))[0]["message"]
+    broken = {
+        "duplicate": (lambda m: m["item_ids"].__setitem__(1, m["item_ids"][0]),
+                      "lists an id twice"),
+        "empty": (lambda m: m.update(item_ids=[]), "item map is empty"),
+        "slash": (lambda m: m["item_ids"].__setitem__(0, "a/b"), "item_id='a/b'"),
+        "short": (lambda m: m["item_ids"].pop(), "W must have shape (38, 6)"),
+        "format": (lambda m: m.update(format_version=99), "does not load"),
+    }
+    for version, (change, reason) in broken.items():
+        shutil.copytree(good, root / version)
+        _tamper(root / version, change)
+        response = publish(version)
+        assert response.status_code == 422, (version, response.text)
+        assert reason in _errors(response)[0]["message"], (version, _errors(response))
+    shutil.copytree(good, root / "nan")
+    tensors = load_file(str(root / "nan" / "weights.safetensors"))
+    tensors["b"][0] = float("nan")
+    save_file(tensors, str(root / "nan" / "weights.safetensors"))
+    assert "b holds NaN" in _errors(publish("nan"))[0]["message"]
+    assert client.get("/v1/admin/models", headers=ADMIN).json() == {
+        "active_version": None, "models": []}
+    no_auth = client.post("/v1/admin/models", json={"version": "good"})
+    assert no_auth.status_code == 401
+    assert publish("good").status_code == 201
