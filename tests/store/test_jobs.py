@@ -176,3 +176,28 @@ def test_items_upsert_and_titles(session: Session) -> None:
     assert store.item_titles(session, item_ids=["a", "b", "zz"]) == {"a": "Alpha (1999)"}
     item = store.get_item(session, item_id="a")
     assert item is not None and item.meta == {"year": 1999}
+
+
+def test_progress_can_carry_the_resolved_params_and_early_metrics(session: Session) -> None:
+    job, _ = store.enqueue_job(session, params={"config": {}})
+    store.claim_next_job(session, worker_id="w")
+    store.record_progress(session, job_id=job.id, epoch=0, epochs=6,
+                          params={"config": {}, "phases": [["evaluation", 3], ["final", 3]]})
+    store.record_progress(session, job_id=job.id, epoch=3, epochs=6, metrics={"ndcg": 0.5})
+    store.record_progress(session, job_id=job.id, epoch=4, epochs=6)
+    row = store.get_job(session, job_id=job.id)
+    assert (row.epoch, row.epochs, row.metrics) == (4, 6, {"ndcg": 0.5})
+    assert row.params == {"config": {}, "phases": [["evaluation", 3], ["final", 3]]}
+
+
+def test_a_published_model_is_registered_once(session: Session) -> None:
+    kwargs = dict(params={"source": "published"}, metrics={}, n_users=3, n_items=4,
+                  n_ratings=5, training_seconds=1.0)
+    row = store.register_model(session, version="offline-1", **kwargs)
+    assert row.job_id is None and store.active_version(session) is None
+    store.register_model(session, version="offline-2", activate=True, **kwargs)
+    assert store.active_version(session) == "offline-2"
+    with pytest.raises(store.VersionExistsError, match="Received: version='offline-1'"):
+        store.register_model(session, version="offline-1", activate=True, **kwargs)
+    assert store.active_version(session) == "offline-2"
+    assert [m.version for m in store.list_models(session)] == ["offline-2", "offline-1"]
