@@ -11,7 +11,6 @@ import logging
 import secrets
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +26,7 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 app.add_typer(db_app, name="db")
 
 IMPORT_BATCH = 10_000  # ratings per upsert statement (the HTTP batch limit, too)
+IMPORT_CHUNK = 500_000  # rows per COPY / JSON chunk of a file import (a progress step)
 
 
 def _settings(**changes: Any) -> Any:
@@ -154,15 +154,28 @@ def import_ratings(
         ),
     ],
     database_url: DatabaseOption = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=IMPORT_BATCH)] = IMPORT_BATCH,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Ratings per chunk written (one transaction in all).")
+    ] = IMPORT_CHUNK,
 ) -> None:
-    """Load ratings (and the titles next to them) into the store; re-importing is harmless."""
+    """Load ratings (and the titles next to them) into the store; re-importing is harmless.
+
+    The whole file is checked before anything is written (a bad row is refused with its
+    file:line) and written in one transaction: all of it or nothing. A (user, item) rated
+    twice keeps the rating with the latest timestamp, in the file and against the store.
+    """
     from recommender.data import read_ratings
     from recommender.store import upgrade_database
 
     settings = _settings(database_url=database_url)
+    try:
+        ratings = read_ratings(path, rating_min=settings.rating_min,
+                               rating_max=settings.rating_max)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        typer.echo("error: nothing was imported", err=True)
+        raise typer.Exit(2) from exc
     upgrade_database(settings.database_url)
-    ratings = read_ratings(path)
     titles = _read_titles(path)
     written, items = _load(settings.database_url, ratings, titles, batch_size, show_progress=True)
     typer.echo(f"imported {written} ratings and {items} item titles from {path}")
@@ -174,13 +187,6 @@ def _read_titles(path: Path) -> dict[str, str]:
     return read_item_titles(path)
 
 
-def _batches(ratings: Any, size: int) -> Iterator[list[Any]]:
-    from recommender.store import rating_rows
-
-    for start in range(0, len(ratings), size):
-        yield rating_rows(ratings, start, start + size)
-
-
 def _load(
     database_url: str,
     ratings: Any,
@@ -189,29 +195,28 @@ def _load(
     *,
     show_progress: bool,
 ) -> tuple[int, int]:
-    """Upsert ``ratings`` batch by batch (each its own transaction) and ``titles``."""
+    """Write ``ratings`` in one transaction (chunks of ``batch_size``: COPY on PostgreSQL,
+    JSON batches on SQLite, :func:`recommender.store.bulk.import_ratings`), then ``titles``.
+
+    Returns (distinct (user, item) pairs written, titles written).
+    """
+    from tqdm.auto import tqdm
+
     from recommender.store import (
         ItemRow,
         make_engine,
         make_session_factory,
         refresh_statistics,
         upsert_items,
-        upsert_ratings,
     )
+    from recommender.store.bulk import import_ratings as bulk_import
 
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
-    written = 0
     try:
-        with typer.progressbar(
-            length=len(ratings), label="ratings", hidden=not show_progress
-        ) as bar:
-            for batch in _batches(ratings, batch_size):
-                with sessions() as session:
-                    upsert_ratings(session, ratings=batch)
-                    session.commit()
-                written += len(batch)
-                bar.update(len(batch))
+        with tqdm(total=len(ratings), unit="rating", unit_scale=True, desc="import",
+                  disable=not show_progress) as bar:
+            written = bulk_import(engine, ratings, progress=bar.update, chunk=batch_size)
         rows = [ItemRow(item_id, title) for item_id, title in titles.items()]
         for start in range(0, len(rows), IMPORT_BATCH):
             with sessions() as session:

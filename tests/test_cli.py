@@ -86,6 +86,66 @@ def test_import_of_a_missing_file_names_it(tmp_path: Path) -> None:
     assert "nope.csv" in result.output
 
 
+def _one_line_error(result, path: Path, line: int, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert f"error: {path}:{line}: {message}" in result.output
+    assert "Traceback" not in result.output
+    assert "nothing was imported" in result.output
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ("u9,i1,9,5", "rating must be in [1, 5]. Received: rating=9 (user='u9', item='i1')"),
+    ("u9,i1,great,5", "rating must be a number. Received: rating='great'"),
+    ("u9,i1,4,5,extra", "expected 4 fields"),
+])
+def test_import_refuses_a_bad_row_in_the_middle_and_imports_nothing(
+    fresh_url: str, tmp_path: Path, bad: str, message: str
+) -> None:
+    """A large file with one bad row half way: file:line on one line, no traceback, and not
+    one rating of the file stored (also none of the rows before it)."""
+    rows = [f"u{n % 101},i{n % 37},{1 + n % 5},{n}" for n in range(4000)]
+    rows[2500] = bad
+    data = tmp_path / "big.csv"
+    data.write_text("user,item,rating,timestamp\n" + "\n".join(rows) + "\n")
+    assert runner.invoke(app, ["db", "upgrade", "--database-url", fresh_url]).exit_code == 0
+    result = runner.invoke(
+        app, ["import", str(data), "--database-url", fresh_url, "--batch-size", "500"]
+    )
+    _one_line_error(result, data, 2502, message)  # line 1 is the header
+    assert _count(fresh_url) == (0, {})
+
+
+def test_import_of_an_empty_file_is_a_clear_error(fresh_url: str, tmp_path: Path) -> None:
+    for content in ("", "user,item,rating\n"):
+        data = tmp_path / "empty.csv"
+        data.write_text(content)
+        result = runner.invoke(app, ["import", str(data), "--database-url", fresh_url])
+        assert result.exit_code == 2, result.output
+        assert f"error: {data}: the file has no ratings" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_import_keeps_the_latest_rating_of_a_duplicated_pair(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "dups.csv"
+    data.write_text("u,1,5,300\nu,1,1,100\nu,2,2,50\nu,2,4,50\nv,1,3,7\n")
+    for _ in range(2):  # and a second import changes nothing
+        result = runner.invoke(
+            app, ["import", str(data), "--database-url", fresh_url, "--batch-size", "2"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "imported 3 ratings" in result.output
+    engine = store.make_engine(fresh_url)
+    try:
+        with store.make_session_factory(engine)() as session:
+            assert store.user_ratings(session, user_id="u") == {"1": 5.0, "2": 4.0}
+            assert store.count_ratings(session) == 3
+    finally:
+        engine.dispose()
+
+
 def test_worker_once_runs_the_queued_job(fresh_url: str, tmp_path: Path, monkeypatch) -> None:
     from recommender.data import generate_ratings
 

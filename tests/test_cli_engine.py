@@ -68,7 +68,7 @@ def test_bad_rating_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("u1,i1,5\nu2,i2,nine\n")
     result = runner.invoke(app, ["evaluate", "--ratings", str(path), *SMALL])
     assert result.exit_code == 2
-    assert "bad.csv line 2" in result.output
+    assert "bad.csv:2: rating must be a number" in result.output
 
 
 def test_cuda_without_a_gpu_is_a_clear_error() -> None:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..data.ratings import Ratings, deduplicate, split_per_user
@@ -22,8 +23,8 @@ METRICS = ("precision", "recall", "ndcg", "map")
 
 def _relevance(model: RBMRecommender, train: Ratings, test: Ratings):
     """CSR of the training and test data over the model's items, rows aligned by user."""
-    users = sorted(set(train.users.tolist()) | set(test.users.tolist()))
-    index = {u: i for i, u in enumerate(users)}
+    users = np.union1d(train.used_user_ids(), test.used_user_ids())  # sorted ids
+    index = {u: i for i, u in enumerate(users.tolist())}
     return model.encode(train, index)[0], model.encode(test, index)[0]
 
 
@@ -65,23 +66,21 @@ def evaluate_popularity(train: Ratings, test: Ratings, k: int = 10,
 
     Its like/dislike prediction is the item's training like-rate (>= 0.5 means "liked").
     """
-    items = sorted(set(train.items.tolist()) | set(test.items.tolist()))
-    item_index = {x: j for j, x in enumerate(items)}
-    users = sorted(set(test.users.tolist()))
-    user_index = {u: i for i, u in enumerate(users)}
+    items = pd.Index(np.union1d(train.used_item_ids(), test.used_item_ids()))  # sorted ids
+    users = pd.Index(test.used_user_ids())
     n_items = len(items)
-    tr_items = np.array([item_index[x] for x in train.items])
+    # Ids are looked up once per category, then mapped to the rows through their codes.
+    tr_items = items.get_indexer(train.item_ids)[train.item_codes]
     counts = np.bincount(tr_items, minlength=n_items).astype(np.float64)
     likes = np.bincount(tr_items, weights=(train.values >= like_threshold), minlength=n_items)
     like_rate = np.where(counts > 0, likes / np.maximum(counts, 1), 0.5)
     seen = torch.zeros(len(users), n_items, dtype=torch.bool)
     relevant = torch.zeros(len(users), n_items, dtype=torch.bool)
-    tr_rows = [user_index.get(u, -1) for u in train.users]
-    for r, j in zip(tr_rows, tr_items, strict=True):
-        if r >= 0:
-            seen[r, j] = True
-    te_rows = torch.tensor([user_index[u] for u in test.users])
-    te_items = torch.tensor([item_index[x] for x in test.items])
+    tr_rows = users.get_indexer(train.user_ids)[train.user_codes]  # -1: no test ratings
+    known = tr_rows >= 0
+    seen[torch.from_numpy(tr_rows[known]), torch.from_numpy(tr_items[known])] = True
+    te_rows = torch.from_numpy(users.get_indexer(test.user_ids)[test.user_codes])
+    te_items = torch.from_numpy(items.get_indexer(test.item_ids)[test.item_codes])
     relevant[te_rows, te_items] = True
     scores = torch.from_numpy(counts).expand(len(users), -1).clone()
     scores = scores.masked_fill(seen, float("-inf"))

@@ -91,8 +91,10 @@ class SparseRatings:
     @classmethod
     def from_indices(cls, rows: np.ndarray, items: np.ndarray, liked: np.ndarray, n_rows: int,
                      n_items: int, device: torch.device) -> SparseRatings:
-        order = np.lexsort((items, rows))
-        rows, items, liked = rows[order], items[order], liked[order]
+        key = rows.astype(np.int64) * max(n_items, 1) + items  # (n,) row-major position
+        if len(key) > 1 and not (key[1:] >= key[:-1]).all():  # store snapshots come sorted
+            order = np.argsort(key, kind="stable")  # = lexsort((items, rows)), one key
+            rows, items, liked = rows[order], items[order], liked[order]
         counts = np.bincount(rows, minlength=n_rows)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
@@ -170,17 +172,32 @@ class RBMRecommender:
 
     def encode(self, ratings: Ratings, user_index: Mapping[str, int] | None = None,
                ) -> tuple[SparseRatings, list[str]]:
-        """Ratings -> CSR over this model's items (unknown items dropped) and the user list."""
+        """Ratings -> CSR over this model's items (unknown items dropped) and the user list.
+
+        Ids are looked up once per distinct id (``pandas.Index.get_indexer`` over the id
+        categories), then mapped to every rating through its integer codes: no per-rating
+        dictionary lookup. ``user_index`` gives each user's row (users absent from it are
+        dropped); by default every user of ``ratings``, rows in id order.
+        """
+        import pandas as pd
+
         if user_index is None:
-            users = sorted(set(ratings.users.tolist()))
-            user_index = {u: i for i, u in enumerate(users)}
+            used = np.flatnonzero(np.bincount(ratings.user_codes,
+                                              minlength=len(ratings.user_ids)))
+            users = ratings.user_ids[used].tolist()
+            row_of_code = np.full(len(ratings.user_ids), -1, dtype=np.int64)
+            row_of_code[used] = np.arange(len(used))
         else:
             users = sorted(user_index, key=user_index.__getitem__)
-        rows = np.fromiter((user_index.get(u, -1) for u in ratings.users), dtype=np.int64,
-                           count=len(ratings))
-        cols = np.fromiter((self._item_index.get(i, -1) for i in ratings.items), dtype=np.int64,
-                           count=len(ratings))
+            known_rows = np.fromiter(user_index.values(), dtype=np.int64, count=len(user_index))
+            position = pd.Index(list(user_index)).get_indexer(ratings.user_ids)
+            row_of_code = np.where(position >= 0, known_rows[position], -1)
+        col_of_code = pd.Index(self.item_ids).get_indexer(ratings.item_ids)  # -1: unknown
+        rows = row_of_code[ratings.user_codes]  # (n,) int64
+        cols = col_of_code[ratings.item_codes]  # (n,) int64
         keep = (rows >= 0) & (cols >= 0)
+        if keep.all():
+            keep = slice(None)  # no copies of the columns when every rating is kept
         sparse = SparseRatings.from_indices(rows[keep], cols[keep],
                                             self._liked(ratings.values[keep]), len(users),
                                             self.n_items, self.device)
@@ -369,8 +386,8 @@ class RBMRecommender:
         cfg = self.config
         validate_ratings(train, rating_min=cfg.rating_min, rating_max=cfg.rating_max)
         train = deduplicate(train)
-        items = sorted(set(train.items.tolist()))
-        users = sorted(set(train.users.tolist()))
+        items = train.used_item_ids().tolist()  # sorted distinct ids, from the codes
+        users = train.used_user_ids().tolist()
         if len(items) < 2:
             raise ValueError(f"training data must rate at least 2 distinct items. Received: "
                              f"{len(items)} item(s)")

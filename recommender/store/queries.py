@@ -275,35 +275,16 @@ def popular_items(
 def snapshot_ratings(session: Session) -> Any:
     """Every rating as a :class:`recommender.data.Ratings`, read from one consistent snapshot.
 
-    On PostgreSQL the read runs under REPEATABLE READ (call this first in a fresh session);
-    on SQLite a single statement already sees one snapshot.
+    Read as columns, never a Python object per rating (:mod:`recommender.store.bulk`):
+    PostgreSQL streams ``COPY (SELECT ...) TO STDOUT``, SQLite is read in chunks. On
+    PostgreSQL the read runs under REPEATABLE READ (call this first in a fresh session); on
+    SQLite a single statement already sees one snapshot.
     """
-    import numpy as np
-
-    from recommender.data import Ratings
+    from .bulk import snapshot_columns
 
     if is_postgresql(session) and not session.in_transaction():
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    result = session.execute(
-        select(Rating.user_id, Rating.item_id, Rating.value, Rating.timestamp).order_by(
-            Rating.user_id, Rating.item_id
-        )
-    )
-    users: list[str] = []
-    items: list[str] = []
-    values: list[float] = []
-    stamps: list[int] = []
-    for user_id, item_id, value, stamp in result:
-        users.append(user_id)
-        items.append(item_id)
-        values.append(value)
-        stamps.append(stamp)
-    return Ratings(
-        users=np.array(users, dtype=object),
-        items=np.array(items, dtype=object),
-        values=np.array(values, dtype=np.float32),
-        timestamps=np.array(stamps, dtype=np.int64),
-    )
+    return snapshot_columns(session)
 
 
 # --------------------------------------------------------------------------------------------
