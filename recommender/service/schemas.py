@@ -133,6 +133,16 @@ class Problem(BaseModel):
     )
 
 
+class Readiness(BaseModel):
+    """GET /readyz: 200 when the database answers, 503 (this body too) when it does not."""
+
+    status: Literal["ready", "unavailable"]
+    database: str | None = Field(default=None, description='"ok" when ready.')
+    model_version: str | None = Field(default=None, description="The model being served.")
+    model_error: str | None = Field(default=None, description="Why the last load failed.")
+    reason: str | None = Field(default=None, description="Why not ready (503 only).")
+
+
 class Received(BaseModel):
     received: int
 

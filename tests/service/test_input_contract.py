@@ -34,8 +34,11 @@ def assert_refused(response, field: str, *words: str) -> dict:
         (rb'{"user_id": "u1", "item_id": "\udfff", "rating": 3}', "item_id", "surrogate"),
         (rb'{"user_id": "a\u0000b", "item_id": "i1", "rating": 3}', "user_id", "NUL"),
         (rb'{"user_id": "u1", "item_id": "\u0000", "rating": 3}', "item_id", "NUL"),
-        (rb'{"ratings": [{"user_id": "u1", "item_id": "i\u0000", "rating": 3}]}',
-         "ratings[0].item_id", "NUL"),
+        (
+            rb'{"ratings": [{"user_id": "u1", "item_id": "i\u0000", "rating": 3}]}',
+            "ratings[0].item_id",
+            "NUL",
+        ),
         (rb'{"user_id": "a/b", "item_id": "i1", "rating": 3}', "user_id", "'/'"),
     ],
 )
@@ -50,8 +53,12 @@ def test_unstorable_ids_in_ratings_are_refused(client, body, field, word):
     [
         ("/v1/items/i1", rb'{"title": "Toy\ud800"}', "title", "surrogate"),
         ("/v1/items/i1", rb'{"title": "Toy\u0000"}', "title", "NUL"),
-        ("/v1/items/i1", rb'{"metadata": {"tags": ["a", "\ud83d"]}}', "metadata.tags[1]",
-         "surrogate"),
+        (
+            "/v1/items/i1",
+            rb'{"metadata": {"tags": ["a", "\ud83d"]}}',
+            "metadata.tags[1]",
+            "surrogate",
+        ),
         ("/v1/items/i1", rb'{"metadata": {"k\u0000": 1}}', "metadata.k\u0000", "NUL"),
         ("/v1/items/i1", rb'{"metadata": {"score": NaN}}', "metadata.score", "finite"),
         ("/v1/items/i1", rb'{"metadata": {"a": {"b": 1e400}}}', "metadata.a.b", "finite"),
@@ -71,8 +78,9 @@ def test_unstorable_items_in_a_batch_refuse_the_whole_batch(client):
         rb'{"items": [{"item_id": "ok", "title": "fine"},'
         rb' {"item_id": "bad", "metadata": {"year": 1e400}}]}'
     )
-    assert_refused(client.post("/v1/items", content=body, headers=JSON),
-                   "items[1].metadata.year", "finite")
+    assert_refused(
+        client.post("/v1/items", content=body, headers=JSON), "items[1].metadata.year", "finite"
+    )
     assert client.get("/v1/items/ok").status_code == 404
 
 

@@ -81,7 +81,11 @@ async def anonymous_recommendations(
     return _json(None, result)
 
 
-@router.get("/users/{user_id}/predictions", response_model=Predictions)
+@router.get(
+    "/users/{user_id}/predictions",
+    response_model=Predictions,
+    responses={409: {"description": "No model has been trained yet."}},
+)
 def user_predictions(
     user_id: UserId,
     session: SessionDep,

@@ -1,0 +1,126 @@
+"""Warm start (issue 13, item 6): a few epochs from yesterday's model beside a cold retrain.
+
+    python benchmarks/warm_start.py                       # MovieLens-100k (generated without it)
+    python benchmarks/warm_start.py --epochs 1 2 3 5 --threads 1 --json out.json
+
+The measurement, on MovieLens-100k (``MOVIELENS_DIR``):
+
+1. Hold out 25 % of each user's ratings (the ``recommender evaluate`` split, seed 42). No model
+   below ever sees them; every model is scored on them the same way (``evaluate_model``: fold
+   in the user's other ratings, top-10 excluding them).
+2. Of the other 75 %, the ratings before the 90th percentile of time are "yesterday": the
+   *base* model is a cold fit on them (the model a deployment is serving). The last 10 % by
+   time bring new users and new items.
+3. Today, on all of the 75 %: a *cold* retrain (the configured epochs, 30 by default) beside
+   *warm* starts from the base model (``fit(initial_model=base)``) for a few epochs each.
+
+Times are the fits' own wall-clock seconds (the base model already exists in a deployment, so
+it is not counted). Target: the warm start within 2 % of the cold retrain's P@10 and nDCG@10
+in <= 1/4 of its time. Ratios are against the cold retrain measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from recommender.data import generate_ratings, read_ratings, split_per_user  # noqa: E402
+from recommender.data.ratings import deduplicate  # noqa: E402
+from recommender.evaluation import evaluate_model  # noqa: E402
+from recommender.rbm import RBMConfig, RBMRecommender  # noqa: E402
+
+MOVIELENS = Path(os.environ.get("MOVIELENS_DIR", REPO.parent / "shared/data/movielens-100k"))
+
+
+def load() -> tuple[object, str]:
+    if (MOVIELENS / "u.data").exists():
+        return read_ratings(MOVIELENS / "u.data"), "MovieLens-100k"
+    return generate_ratings(n_users=943, n_items=1682, ratings_per_user=106, seed=0), (
+        "generated (MovieLens-100k not found)")
+
+
+def fit(train, config: RBMConfig, initial=None) -> tuple[RBMRecommender, float]:
+    model = RBMRecommender(config)
+    started = time.perf_counter()
+    model.fit(train, verbose=0, initial_model=initial)
+    return model, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[1, 2, 3, 5, 10],
+                        help="warm-start epoch counts to measure")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--time-fraction", type=float, default=0.9,
+                        help="share of the training ratings (by time) the base model saw")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    ratings, source = load()
+    ratings = deduplicate(ratings)
+    train, test = split_per_user(ratings, test_fraction=0.25, seed=42)
+    cutoff = np.quantile(train.timestamps, args.time_fraction)
+    early = train.subset(train.timestamps < cutoff)
+    new_users = len(set(train.users.tolist()) - set(early.users.tolist()))
+    new_items = len(set(train.items.tolist()) - set(early.items.tolist()))
+    config = RBMConfig(device="cpu")
+    print(f"{source}: {len(ratings)} ratings; evaluation: 25 % of each user held out "
+          f"({len(test)}); base model on the first {args.time_fraction:.0%} of the other "
+          f"{len(train)} by time ({len(early)}); the rest brings {new_users} new users and "
+          f"{new_items} new items; torch threads {args.threads}", flush=True)
+
+    base, base_s = fit(early, config)
+    cold, cold_s = fit(train, config)
+    rows = []
+
+    def row(name: str, model: RBMRecommender, seconds: float | None, epochs: int) -> dict:
+        m = evaluate_model(model, train, test, k=10)
+        out = {"model": name, "epochs": epochs, "seconds": seconds, "precision": m["precision"],
+               "ndcg": m["ndcg"], "like_accuracy": m["like_accuracy"]}
+        rows.append(out)
+        return out
+
+    reference = row("cold retrain on all", cold, cold_s, config.epochs)
+    row("base (yesterday's, not retrained)", base, None, config.epochs)
+    for epochs in args.epochs:
+        warm, warm_s = fit(train, config.replace(epochs=epochs), initial=base)
+        row(f"warm start, {epochs} epoch{'s' if epochs > 1 else ''}", warm, warm_s, epochs)
+        print(f"  warm {epochs}: {warm_s:.1f} s", flush=True)
+
+    header = (f"{'model':<36} {'epochs':>6} {'train s':>8} {'time/cold':>9} {'P@10':>6} "
+              f"{'/cold':>6} {'nDCG@10':>8} {'/cold':>6} {'like acc':>8}  target")
+    print()
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        seconds = "-" if r["seconds"] is None else f"{r['seconds']:.1f}"
+        share = "-" if r["seconds"] is None else f"{r['seconds'] / cold_s:.3f}"
+        p_ratio = r["precision"] / reference["precision"]
+        n_ratio = r["ndcg"] / reference["ndcg"]
+        target = ""
+        if r["model"].startswith("warm"):
+            met = (p_ratio >= 0.98 and n_ratio >= 0.98 and r["seconds"] <= cold_s / 4)
+            target = "met" if met else "missed"
+        print(f"{r['model']:<36} {r['epochs']:>6} {seconds:>8} {share:>9} "
+              f"{r['precision']:>6.3f} {p_ratio:>6.3f} {r['ndcg']:>8.3f} {n_ratio:>6.3f} "
+              f"{r['like_accuracy']:>8.3f}  {target}")
+    print(f"(base model fit: {base_s:.1f} s, not counted; target: >= 0.98 of the cold "
+          f"retrain's P@10 and nDCG@10 in <= 1/4 of its time)")
+    if args.json:
+        args.json.write_text(json.dumps({"source": source, "threads": args.threads,
+                                         "rows": rows, "base_seconds": base_s}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
