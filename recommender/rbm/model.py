@@ -611,12 +611,15 @@ class RBMRecommender:
 
     @torch.no_grad()
     def recommend(self, users_ratings: Sequence[Mapping[str, float]], k: int = 10,
-                  ) -> list[list[tuple[str, float]]]:
+                  allowed: torch.Tensor | None = None) -> list[list[tuple[str, float]]]:
         """Top-``k`` unseen items per user, best first, as ``(item_id, score)`` where the
         score is p(rated): how likely the user is to rate (engage with) the item.
 
         Each mapping is a user's *current* ratings (fold-in: no retraining needed); items the
         model has never seen are ignored, and an item in the mapping is never returned.
+        ``allowed``: a bool mask ``(n_items,)`` or ``(users, n_items)``; items it marks False
+        are never returned (applied before the top-k: a filtered list still has ``k`` items
+        when ``k`` allowed items exist).
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer. Received: k={k!r}")
@@ -627,6 +630,8 @@ class RBMRecommender:
             return []
         self._require_fitted()
         log_odds = self._rated_log_odds(self._encode_entries(users_ratings))
+        if allowed is not None:
+            log_odds.masked_fill_(~allowed, float("-inf"))
         top = log_odds.topk(min(k, self.n_items), dim=1)
         values = torch.sigmoid(top.values).cpu().tolist()
         seen = (top.values == float("-inf")).cpu().tolist()

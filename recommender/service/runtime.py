@@ -16,6 +16,7 @@ from recommender import store
 from recommender.store.engine import StallGuard
 
 from .batching import MicroBatcher
+from .catalogue import Catalogue
 from .jobs import JobWorker
 from .metrics import ServiceMetrics
 from .serving import (
@@ -49,6 +50,8 @@ class Runtime:
     guard: StallGuard | None = None
     _sweeper: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
+    # Retired items, metadata filters, the "new" list (polled like the active model).
+    catalogue: Catalogue | None = None
 
     @classmethod
     def build(cls, settings: Settings, metrics: ServiceMetrics) -> Runtime:
@@ -79,8 +82,22 @@ class Runtime:
                 on_model_ready=lambda _version: models.refresh(force=True),
             )
         readers = store.make_reader_factory(guard.engine)
+        catalogue = Catalogue(
+            sessions,
+            poll_interval_s=settings.model_poll_interval_s,
+            lists_ttl_s=settings.popular_cache_s,
+        )
         return cls(
-            settings, engine, sessions, metrics, models, popular, titles, worker, readers,
+            settings,
+            engine,
+            sessions,
+            metrics,
+            models,
+            popular,
+            titles,
+            worker,
+            readers,
+            catalogue=catalogue,
             guard=guard,
         )
 
@@ -88,7 +105,12 @@ class Runtime:
         """Answer a batch of recommendation requests (runs on the batcher's thread)."""
         with self.readers() as session:
             results = recommend_many(
-                session, requests, holder=self.models, popular=self.popular, titles=self.titles
+                session,
+                requests,
+                holder=self.models,
+                popular=self.popular,
+                titles=self.titles,
+                catalogue=self.catalogue,
             )
         served = Counter(r.strategy for r in results if isinstance(r, Recommendation))
         for strategy, count in served.items():
@@ -134,6 +156,8 @@ class Runtime:
         try:
             self.sweep_stale_jobs()
             self.models.refresh()
+            if self.catalogue is not None:
+                self.catalogue.refresh()
         except Exception as exc:  # noqa: BLE001
             log.error("start-up checks failed (database unreachable?): %s", exc)
         self.models.start()
@@ -142,6 +166,8 @@ class Runtime:
             target=self._sweep_loop, name="stale-job-sweeper", daemon=True
         )
         self._sweeper.start()
+        if self.catalogue is not None:
+            self.catalogue.start()
         self.recommender = MicroBatcher(
             self.recommend_batch,
             max_batch=self.settings.recommend_batch_max,
@@ -159,6 +185,8 @@ class Runtime:
         self._stopping.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=5)
+        if self.catalogue is not None:
+            self.catalogue.stop()
         if self.recommender is not None:
             self.recommender.close()
         if self.guard is not None:

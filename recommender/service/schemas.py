@@ -163,17 +163,42 @@ class UserDeleted(BaseModel):
     deleted: int
 
 
+class Because(BaseModel):
+    """One of the user's rated items, and how much it raised a recommended item's score."""
+
+    item_id: str
+    title: str | None = Field(default=None, exclude_if=lambda title: title is None)
+    contribution: float = Field(
+        description="Its part of the item's log-odds of being rated, through the engagement "
+        "hidden units (the parts of all rated items add up to the change the user's ratings "
+        "made; see recommender/rbm/explain.py)."
+    )
+    share: float = Field(
+        description="contribution / the sum of |contribution| over the user's rated items."
+    )
+
+
 class ScoredItem(BaseModel):
     item_id: str
     score: float
     title: str | None = Field(default=None, exclude_if=lambda title: title is None)
+    because: list[Because] | None = Field(
+        default=None,
+        exclude_if=lambda because: because is None,
+        description="With ?explain=true: the rated items that contributed most, largest first.",
+    )
 
 
 class Recommendations(BaseModel):
     user_id: str | None
     model_version: str | None
     strategy: Literal["rbm", "popular"]
-    items: list[ScoredItem]
+    items: list[ScoredItem] = Field(
+        description="Best first. Every score is a probability in [0, 1]: strategy rbm, how "
+        "likely this user is to rate (engage with) the item, from their ratings; strategy "
+        "popular, the share of users with ratings who liked it (likes / users), i.e. how "
+        "likely a user taken at random is to like it."
+    )
 
 
 class Prediction(BaseModel):
@@ -286,6 +311,16 @@ class ItemOut(BaseModel):
     item_id: str
     title: str | None
     metadata: dict[str, Any] | None
+    active: bool = Field(
+        default=True,
+        exclude_if=lambda active: active,
+        description="Present (false) only for a retired item.",
+    )
+    created: int | None = Field(
+        default=None,
+        exclude_if=lambda created: created is None,
+        description="Unix seconds, when the item was given one.",
+    )
 
 
 # A held-out share below this keeps no rating of most users (each holds out
@@ -413,3 +448,123 @@ class ModelList(BaseModel):
 
 class Activated(BaseModel):
     active_version: str
+
+
+# -- the catalogue: similar, popular, new, retired items, explanations ------------------------
+
+
+class ListedItem(BaseModel):
+    """An item of a catalogue list (similar, popular, new); what ``score`` means is said by
+    the list's ``strategy``."""
+
+    item_id: str
+    score: float
+    title: str | None = Field(default=None, exclude_if=lambda title: title is None)
+
+
+class ItemsPage(BaseModel):
+    items: list[ItemOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: last.")
+
+
+class ItemRetired(BaseModel):
+    item_id: str
+    active: bool = Field(description="false: the item is retired.")
+    ratings_deleted: int = Field(description="Ratings erased with it (?erase_ratings=true).")
+
+
+class SimilarItems(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "item_id": "1",
+                    "model_version": "20261202T120000Z-j1",
+                    "strategy": "rbm",
+                    "items": [{"item_id": "95", "score": 0.83, "title": "Aladdin (1992)"}],
+                }
+            ]
+        }
+    )
+
+    item_id: str
+    model_version: str | None
+    strategy: Literal["rbm", "cooccurrence"] = Field(
+        description="rbm: cosine of the items' engagement weights in the active model (score "
+        "in [-1, 1]); cooccurrence: no model knows the item yet, score = users who rated both."
+    )
+    items: list[ListedItem]
+
+
+class ItemList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "strategy": "popular",
+                    "items": [{"item_id": "50", "score": 501, "title": "Star Wars (1977)"}],
+                }
+            ]
+        }
+    )
+
+    strategy: Literal["popular", "new"] = Field(
+        description="popular: score is the popular list's score; new: score is the unix "
+        "time the item appeared (its created field, else its first rating)."
+    )
+    items: list[ListedItem]
+
+
+class RatingDeleted(BaseModel):
+    user_id: str
+    item_id: str
+    deleted: bool
+
+
+class LoadingItem(BaseModel):
+    item_id: str
+    title: str | None = Field(default=None, exclude_if=lambda title: title is None)
+    weight: float = Field(description="The item's engagement weight on the unit.")
+
+
+class GenreShare(BaseModel):
+    genre: str
+    items: int = Field(description="How many of the unit's listed items have it.")
+
+
+class HiddenUnit(BaseModel):
+    unit: int = Field(description="Engagement hidden unit index.")
+    activation: float = Field(description="p(unit on | the user's ratings).")
+    baseline: float = Field(description="p(unit on) for a user with no ratings.")
+    items: list[LoadingItem] = Field(description="The items that load most on the unit.")
+    genres: list[GenreShare] = Field(
+        description="Genres (metadata.genres) shared by two or more of those items."
+    )
+
+
+class UserProfile(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u1",
+                    "model_version": "20261202T120000Z-j1",
+                    "ratings": 42,
+                    "units": [
+                        {
+                            "unit": 7,
+                            "activation": 0.93,
+                            "baseline": 0.41,
+                            "items": [{"item_id": "1", "title": "Toy Story", "weight": 0.8}],
+                            "genres": [{"genre": "Animation", "items": 4}],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    user_id: str
+    model_version: str
+    ratings: int = Field(description="How many of the user's ratings the model knows.")
+    units: list[HiddenUnit] = Field(description="Most active first (largest lift over baseline).")

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from recommender import store
 
+from .catalogue import NO_FILTER, Catalogue, ItemFilter, Skipped
 from .metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -245,6 +247,7 @@ class RecommendationRequest:
     k: int
     user_id: str | None = None
     ratings: Mapping[str, float] | None = None  # None: read the user's ratings from the store
+    item_filter: ItemFilter = NO_FILTER  # exclude= / where=: applied before the top k
 
 
 @dataclass(frozen=True)
@@ -262,13 +265,15 @@ def recommend_many(
     holder: ModelHolder,
     popular: PopularItems,
     titles: ItemTitles | None = None,
+    catalogue: Catalogue | None = None,
 ) -> list[Recommendation | Exception]:
     """Recommendations for a batch of requests: one query reads every stored user's ratings,
     one ``model.recommend`` call folds all of them in, one query (or the cache) names the items.
 
     Each list never contains an item its user rated; a user with no ratings, or any user
     before a model exists, gets the most popular items. A request whose ratings the model
-    refuses gets its exception back; the others are answered.
+    refuses gets its exception back; the others are answered. With a ``catalogue``, retired
+    items and items the request's filter rules out are masked before the top k.
     """
     loaded = holder.current  # one model for the whole batch, whatever swaps meanwhile
     version = loaded.version if loaded else None
@@ -280,10 +285,18 @@ def recommend_many(
     scored = [i for i, rated in enumerate(ratings) if rated] if loaded is not None else []
     if scored:
         k = max(requests[i].k for i in scored)  # the top k of the top max-k: one call
+        allowed = _allowed(loaded.model, [requests[i] for i in scored], catalogue)
         try:
-            lists: list = loaded.model.recommend([ratings[i] for i in scored], k=k)
+            lists: list = loaded.model.recommend(
+                [ratings[i] for i in scored],
+                k=k,
+                **({} if allowed is None else {"allowed": allowed}),
+            )
         except ValueError:
-            lists = [_recommend_one(loaded.model, ratings[i], k) for i in scored]
+            lists = [
+                _recommend_one(loaded.model, ratings[i], k, _row(allowed, row))
+                for row, i in enumerate(scored)
+            ]
         for i, items in zip(scored, lists, strict=True):
             if isinstance(items, Exception):
                 results[i] = items
@@ -293,7 +306,10 @@ def recommend_many(
             results[i] = Recommendation("rbm", version, top[: requests[i].k])
     for i, request in enumerate(requests):
         if results[i] is None:
-            top = popular.top(session, k=request.k, exclude=ratings[i])
+            skip = ratings[i]
+            if catalogue is not None and (catalogue.retired or request.item_filter):
+                skip = Skipped(catalogue, ratings[i], request.item_filter)
+            top = popular.top(session, k=request.k, exclude=skip)
             results[i] = Recommendation("popular", version, top)
 
     if titles is None:
@@ -315,9 +331,29 @@ def recommend_many(
     ]
 
 
-def _recommend_one(model: Any, ratings: Mapping[str, float], k: int) -> list | Exception:
+def _allowed(model: Any, requests: Sequence[RecommendationRequest], catalogue: Any) -> Any:
+    """The mask for one scoring call: ``None`` (nothing retired, no filters: the fast path),
+    ``(n_items,)`` shared by every request, or ``(requests, n_items)``."""
+    if catalogue is None:
+        return None
+    if not any(r.item_filter for r in requests):
+        return catalogue.base_mask(model)
+    masks = [catalogue.mask(model, r.item_filter) for r in requests]
+    full = torch.ones(model.n_items, dtype=torch.bool, device=model.W.device)
+    return torch.stack([full if m is None else m for m in masks])
+
+
+def _row(allowed: Any, row: int) -> Any:
+    return allowed[row] if allowed is not None and allowed.dim() == 2 else allowed
+
+
+def _recommend_one(
+    model: Any, ratings: Mapping[str, float], k: int, allowed: Any = None
+) -> list | Exception:
     try:
-        (items,) = model.recommend([ratings], k=k)
+        (items,) = model.recommend(
+            [ratings], k=k, **({} if allowed is None else {"allowed": allowed})
+        )
     except ValueError as exc:
         return exc
     return items

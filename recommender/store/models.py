@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -21,8 +22,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    TypeDecorator,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -41,33 +42,6 @@ NAMING_CONVENTION = {
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (what every DateTime column stores)."""
     return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every database.
-
-    PostgreSQL's ``timestamptz`` gives aware values back; SQLite keeps text without an
-    offset and gave naive ones. Values are converted to UTC when written (a naive value is
-    taken as UTC already) and come back aware in UTC on both, so the API's ISO-8601 times
-    always carry ``+00:00``. The column type is unchanged (``impl``): no migration.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -109,7 +83,23 @@ class Item(Base):
     title: Mapped[str | None] = mapped_column(Text, nullable=True)
     # "metadata" is reserved on declarative classes, hence the attribute name.
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # False once retired: never recommended nor returned as similar (migration 0003). An item
+    # that is only rated, with no row here, counts as active.
+    active: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=true()
+    )
+    # Unix seconds the client gave for the item ("new" list); None: not given.
+    created: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (
+        Index(
+            "ix_items_retired",
+            "item_id",
+            sqlite_where=text("NOT active"),
+            postgresql_where=text("NOT active"),
+        ),
+    )
 
 
 class TrainingJob(Base):
@@ -129,10 +119,10 @@ class TrainingJob(Base):
     model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint(
@@ -164,7 +154,7 @@ class ModelVersion(Base):
     n_items: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     n_ratings: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     training_seconds: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class ActiveModel(Base):
@@ -180,6 +170,6 @@ class ActiveModel(Base):
     version: Mapped[str] = mapped_column(
         ForeignKey("model_versions.version", ondelete="RESTRICT"), nullable=False
     )
-    activated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)

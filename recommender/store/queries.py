@@ -72,6 +72,8 @@ class ItemRow:
     item_id: str
     title: str | None = None
     metadata: dict[str, Any] | None = None
+    active: bool | None = None  # None: a new item is active, an existing one keeps its state
+    created: int | None = None  # unix seconds; None: a new item has none, an existing keeps its
 
 
 class NotFoundError(LookupError):
@@ -293,28 +295,42 @@ def snapshot_ratings(session: Session) -> Any:
 
 
 def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
-    """Insert or update catalogue entries in one statement; last entry per id wins."""
+    """Insert or update catalogue entries; last entry per id wins.
+
+    Title and metadata are replaced; ``active`` and ``created`` only when the entry gives
+    them (a re-sent title does not bring a retired item back). One statement per group of
+    entries that set ``active`` the same way (at most three).
+    """
     latest = {item.item_id: item for item in items}
     if not latest:
         return 0
     begin_write(session)
     now = utcnow()
-    rows = [
-        {"item_id": i.item_id, "title": i.title, "metadata": i.metadata, "updated_at": now}
-        for i in (latest[key] for key in sorted(latest))
-    ]
     dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    stmt = dialect_insert(Item).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Item.item_id],
-        set_={
+    groups: dict[bool | None, list[dict[str, Any]]] = {}
+    for i in (latest[key] for key in sorted(latest)):
+        groups.setdefault(i.active, []).append(
+            {
+                "item_id": i.item_id,
+                "title": i.title,
+                "metadata": i.metadata,
+                "updated_at": now,
+                "active": True if i.active is None else i.active,
+                "created": i.created,
+            }
+        )
+    for active, rows in groups.items():
+        stmt = dialect_insert(Item).values(rows)
+        set_ = {
             "title": stmt.excluded.title,
             "metadata": stmt.excluded.metadata,
             "updated_at": stmt.excluded.updated_at,
-        },
-    )
-    session.execute(stmt)
-    return len(rows)
+            "created": func.coalesce(stmt.excluded.created, Item.created),
+        }
+        if active is not None:
+            set_["active"] = stmt.excluded.active
+        session.execute(stmt.on_conflict_do_update(index_elements=[Item.item_id], set_=set_))
+    return len(latest)
 
 
 def get_item(session: Session, *, item_id: str) -> Item | None:

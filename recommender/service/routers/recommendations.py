@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from recommender import store
+from recommender.rbm import explain as rbm_explain
 
+from ..catalogue import NO_FILTER, parse_filter
 from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
 from ..errors import FieldError
 from ..schemas import (
@@ -30,7 +33,31 @@ K = Annotated[
 MAX_PREDICTION_ITEMS = 1000
 
 
-def _json(user_id: str | None, result: Recommendation) -> Response:
+Exclude = Annotated[
+    str | None,
+    Query(max_length=140_000, description="Comma-separated item ids never to return."),
+]
+Where = Annotated[
+    list[str] | None,
+    Query(
+        description="field:value on item metadata, e.g. genres:Comedy (a list field matches "
+        "when it contains the value); repeat for several conditions, all must hold. Applied "
+        "before the top k.",
+    ),
+]
+Explain = Annotated[
+    bool,
+    Query(
+        description="Add to each item the user's rated items that contributed most to its "
+        "score through the hidden units (`because`), with their share."
+    ),
+]
+EXPLAIN_TOP = 3  # rated items listed per recommended item
+
+
+def _json(
+    user_id: str | None, result: Recommendation, because: dict[str, list] | None = None
+) -> Response:
     """The :class:`Recommendations` body, serialized directly (the hot path: no model
     validation round trip; ``response_model`` still documents it)."""
     titles = result.titles
@@ -40,6 +67,8 @@ def _json(user_id: str | None, result: Recommendation) -> Response:
         entry = {"item_id": item, "score": score}
         if title is not None:
             entry["title"] = title
+        if because is not None:
+            entry["because"] = because.get(item, [])
         items.append(entry)
     body = {
         "user_id": user_id,
@@ -51,8 +80,16 @@ def _json(user_id: str | None, result: Recommendation) -> Response:
 
 
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
-async def user_recommendations(user_id: UserId, request: Request, k: K = None) -> Response:
+async def user_recommendations(
+    user_id: UserId,
+    request: Request,
+    k: K = None,
+    exclude: Exclude = None,
+    where: Where = None,
+    explain: Explain = False,
+) -> Response:
     """Top ``k`` items the user has not rated; ``strategy`` says how they were chosen.
+    Retired items never appear; ``exclude``/``where`` filter before the top ``k``.
 
     Requests in flight together are answered by one query and one scoring call.
     """
@@ -61,15 +98,48 @@ async def user_recommendations(user_id: UserId, request: Request, k: K = None) -
     runtime = request.app.state.runtime
     if k is None:
         k = runtime.settings.default_k
-    result = await runtime.recommend(RecommendationRequest(k=k, user_id=user_id))
+    item_filter = parse_filter(exclude, where) if exclude or where else NO_FILTER
+    result = await runtime.recommend(
+        RecommendationRequest(k=k, user_id=user_id, item_filter=item_filter)
+    )
+    if explain:
+        because = await run_in_threadpool(_explain, runtime, result, user_id, None)
+        return _json(user_id, result, because)
     return _json(user_id, result)
+
+
+def _explain(
+    runtime: Any, result: Recommendation, user_id: str | None, ratings: dict | None
+) -> dict[str, list]:
+    """``{item: [{item_id, title, contribution, share}, ...]}`` for an RBM list (empty lists
+    for the popular one: no rated item made it)."""
+    loaded = runtime.models.current
+    if result.strategy != "rbm" or loaded is None:
+        return {}
+    with runtime.sessions() as session:
+        if ratings is None:
+            ratings = store.user_ratings(session, user_id=user_id)
+        parts = rbm_explain.contributions(loaded.model, ratings, [item for item, _ in result.items])
+        top = {item: found[:EXPLAIN_TOP] for item, found in parts.items()}
+        titles = runtime.titles.get(session, (c.item_id for cs in top.values() for c in cs))
+    out = {}
+    for item, found in top.items():
+        entries = []
+        for c in found:
+            entry = {"item_id": c.item_id, "contribution": c.contribution, "share": c.share}
+            if c.item_id in titles:
+                entry["title"] = titles[c.item_id]
+            entries.append(entry)
+        out[item] = entries
+    return out
 
 
 @router.post("/recommendations", response_model=Recommendations)
 async def anonymous_recommendations(
-    body: AnonymousRequest, runtime: RuntimeDep, settings: SettingsDep
+    body: AnonymousRequest, runtime: RuntimeDep, settings: SettingsDep, explain: Explain = False
 ) -> Response:
-    """Recommendations for a visitor without an account, from the ratings in the body."""
+    """Recommendations for a visitor without an account, from the ratings in the body;
+    ``exclude`` and ``where`` in the body filter before the top ``k``."""
     check_batch_size("ratings", len(body.ratings), settings)
     check_rating_scale(
         ((f"ratings[{i}].rating", r.rating) for i, r in enumerate(body.ratings)), settings
@@ -77,7 +147,15 @@ async def anonymous_recommendations(
     ratings = {r.item_id: r.rating for r in body.ratings}
     # "k" left out of the body: the configured default, not the schema's.
     k = body.k if "k" in body.model_fields_set else settings.default_k
-    result = await runtime.recommend(RecommendationRequest(k=k, ratings=ratings))
+    item_filter = parse_filter(
+        body.exclude or None, body.where, exclude_field="exclude", where_field="where"
+    )
+    result = await runtime.recommend(
+        RecommendationRequest(k=k, ratings=ratings, item_filter=item_filter)
+    )
+    if explain:
+        because = await run_in_threadpool(_explain, runtime, result, None, ratings)
+        return _json(None, result, because)
     return _json(None, result)
 
 

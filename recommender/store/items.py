@@ -1,0 +1,208 @@
+"""Catalogue queries: retiring items, listing them, the "new" list, co-occurrence and
+un-rating. Keyword-only; each takes a session; none commits (the caller owns the transaction,
+as everywhere in the store).
+
+An item is anything that has a row in ``items`` or a rating. Items without a row are active:
+retiring one writes a row with ``active = false`` (and no title).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, union
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+
+from .engine import begin_write, is_postgresql
+from .models import Item, Rating, utcnow
+from .queries import decode_cursor, encode_cursor
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    """One item as listed: its row (when registered) or only its id (when only rated)."""
+
+    item_id: str
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+    active: bool = True
+    created: int | None = None
+
+
+def item_known(session: Session, *, item_id: str) -> bool:
+    """Whether ``item_id`` is registered or has at least one rating (two index lookups)."""
+    if session.get(Item, item_id) is not None:
+        return True
+    return (
+        session.scalar(select(Rating.item_id).where(Rating.item_id == item_id).limit(1)) is not None
+    )
+
+
+def set_item_active(session: Session, *, item_id: str, active: bool) -> None:
+    """Retire (``active=False``) or restore an item; writes a bare row for an item that is
+    only rated. The title, metadata and ratings are left as they are."""
+    begin_write(session)
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    stmt = insert(Item).values(item_id=item_id, active=active, updated_at=utcnow())
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Item.item_id],
+        set_={"active": stmt.excluded.active, "updated_at": stmt.excluded.updated_at},
+    )
+    session.execute(stmt)
+
+
+def delete_item_ratings(session: Session, *, item_id: str) -> int:
+    """Erase every rating of ``item_id``; returns how many were deleted."""
+    begin_write(session)
+    result = session.execute(delete(Rating).where(Rating.item_id == item_id))
+    return int(result.rowcount or 0)
+
+
+def delete_rating(session: Session, *, user_id: str, item_id: str) -> bool:
+    """Erase one rating (a primary-key delete); ``False`` when there was none."""
+    begin_write(session)
+    result = session.execute(
+        delete(Rating).where(Rating.user_id == user_id, Rating.item_id == item_id)
+    )
+    return bool(result.rowcount)
+
+
+def retired_items(session: Session) -> list[str]:
+    """The ids of every retired item (a scan of the partial index ``ix_items_retired``)."""
+    return list(session.scalars(select(Item.item_id).where(Item.active.is_(False))))
+
+
+def catalogue_fingerprint(session: Session) -> tuple[int, Any]:
+    """``(rows, latest updated_at)`` of the items table: changes whenever an item is written,
+    retired or restored (every write sets ``updated_at``). What serving processes poll to
+    know when to re-read the retired set and the metadata: one aggregate, no rows moved."""
+    count, latest = session.execute(select(func.count(), func.max(Item.updated_at))).one()
+    return int(count), latest
+
+
+def item_metadata(session: Session) -> dict[str, dict[str, Any]]:
+    """``{item_id: metadata}`` of every item that has metadata (for metadata filters)."""
+    rows = session.execute(select(Item.item_id, Item.meta).where(Item.meta.is_not(None))).all()
+    return {item_id: meta for item_id, meta in rows if isinstance(meta, dict)}
+
+
+def list_items(
+    session: Session, *, limit: int, cursor: str | None = None
+) -> tuple[list[CatalogueEntry], str | None]:
+    """One page of the catalogue in item-id order (registered and only-rated items alike),
+    and the cursor of the next page (keyset pagination, as for a user's ratings).
+
+    Raises ``ValueError`` naming the cursor when it is not one this API returned.
+    """
+    after = decode_cursor(cursor) if cursor is not None else None
+    registered = select(Item.item_id)
+    rated = select(Rating.item_id)
+    if after is not None:
+        registered = registered.where(Item.item_id > after)
+        rated = rated.where(Rating.item_id > after)
+    ids = union(registered, rated).subquery()
+    page_ids = list(session.scalars(select(ids.c.item_id).order_by(ids.c.item_id).limit(limit + 1)))
+    more = len(page_ids) > limit
+    page_ids = page_ids[:limit]
+    rows = {
+        item.item_id: item
+        for item in session.scalars(select(Item).where(Item.item_id.in_(page_ids)))
+    }
+    page = []
+    for item_id in page_ids:
+        row = rows.get(item_id)
+        page.append(
+            CatalogueEntry(item_id)
+            if row is None
+            else CatalogueEntry(item_id, row.title, row.meta, row.active, row.created)
+        )
+    return page, (encode_cursor(page_ids[-1]) if more and page_ids else None)
+
+
+def item_creation_times(session: Session) -> dict[str, int]:
+    """``{item_id: unix seconds}`` for every item: the ``created`` the client gave, else the
+    item's first rating, else when its row was last written. The "new" list sorts by it.
+
+    Two statements: the items' rows and one ``GROUP BY`` over the ratings (the index on
+    ``item_id`` serves it); callers cache the answer.
+    """
+    out: dict[str, int] = {
+        item_id: int(first)
+        for item_id, first in session.execute(
+            select(Rating.item_id, func.min(Rating.timestamp)).group_by(Rating.item_id)
+        )
+    }
+    for item_id, created, updated in session.execute(
+        select(Item.item_id, Item.created, Item.updated_at)
+    ):
+        if created is not None:
+            out[item_id] = int(created)
+        elif item_id not in out:
+            out[item_id] = _unix(updated)
+    return out
+
+
+def _unix(value: Any) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    return int(value or 0)
+
+
+def like_counts(session: Session, *, like_threshold: float) -> list[tuple[str, float]]:
+    """Every liked item with its number of likes, most liked first (ties by item id): the
+    whole popular list, for filters that the cached head of it cannot fill."""
+    likes = func.count().label("likes")
+    rows = session.execute(
+        select(Rating.item_id, likes)
+        .where(Rating.value >= like_threshold)
+        .group_by(Rating.item_id)
+        .order_by(likes.desc(), Rating.item_id)
+    ).all()
+    return [(item_id, float(n)) for item_id, n in rows]
+
+
+def cooccurring_items(session: Session, *, item_id: str) -> list[tuple[str, int]]:
+    """Items rated by the same users as ``item_id``, with how many users rated both, most
+    first (ties by item id). The similar-items answer before any model exists."""
+    seed = aliased(Rating)
+    other = aliased(Rating)
+    both = func.count().label("both")
+    rows = session.execute(
+        select(other.item_id, both)
+        .join(seed, seed.user_id == other.user_id)
+        .where(seed.item_id == item_id, other.item_id != item_id)
+        .group_by(other.item_id)
+        .order_by(both.desc(), other.item_id)
+    ).all()
+    return [(other_id, int(n)) for other_id, n in rows]
+
+
+def items_by_id(session: Session, *, item_ids: Sequence[str]) -> dict[str, Item]:
+    """The registered rows among ``item_ids``."""
+    if not item_ids:
+        return {}
+    return {
+        item.item_id: item
+        for item in session.scalars(select(Item).where(Item.item_id.in_(list(item_ids))))
+    }
+
+
+__all__ = [
+    "CatalogueEntry",
+    "catalogue_fingerprint",
+    "cooccurring_items",
+    "delete_item_ratings",
+    "delete_rating",
+    "item_creation_times",
+    "item_known",
+    "item_metadata",
+    "items_by_id",
+    "like_counts",
+    "list_items",
+    "retired_items",
+    "set_item_active",
+]
