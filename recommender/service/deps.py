@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session
 from .errors import FieldError
 from .runtime import Runtime
 from .settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 async def app_settings(request: Request) -> Settings:
@@ -31,9 +34,20 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request; whatever the route did not commit is rolled back."""
-    with request.app.state.runtime.sessions() as session:
+    """One session per request; whatever the route did not commit is rolled back.
+
+    Closing runs after the response went out: if it fails (the connection was cut as the
+    database stalled, see ``store.StallGuard``), the answer already sent stands and the pool
+    discards the connection; raising here would only drop the client's connection.
+    """
+    session = request.app.state.runtime.sessions()
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except Exception as exc:  # noqa: BLE001 - logged; the response is already out
+            log.warning("closing the request's database session failed: %s", exc)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

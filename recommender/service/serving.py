@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recommender import store
@@ -151,7 +152,11 @@ class ModelHolder:
 
 
 class PopularItems:
-    """The most-liked items, cached for ``ttl_s`` seconds per process."""
+    """The most-liked items, cached for ``ttl_s`` seconds per process.
+
+    Scored like the RBM's lists, as a probability: the share of the users with ratings who
+    liked the item (``likes / users``), i.e. how likely a user taken at random is to like it.
+    """
 
     # How many popular items to cache: enough to fill k after removing a user's rated items.
     CACHED = 1000
@@ -160,18 +165,22 @@ class PopularItems:
         self.like_threshold = like_threshold
         self.ttl_s = ttl_s
         self._cached: list[tuple[str, float]] = []
+        self._users = 1  # users with at least one rating, when the cache was filled
         self._expires = 0.0
         self._lock = threading.Lock()
 
     def top(self, session: Session, *, k: int, exclude: Mapping[str, Any] | None = None) -> list:
-        """The ``k`` most liked items not in ``exclude``, as ``(item_id, likes)``."""
+        """The ``k`` most liked items not in ``exclude``, as ``(item_id, likes / users)``."""
         items = self._get(session)
         exclude = exclude or {}
         picked = [(item, score) for item, score in items if item not in exclude][:k]
         if len(picked) < k and len(items) >= self.CACHED:
             # A user who rated most of the cached top items: ask the database directly.
-            more = store.popular_items(
-                session, like_threshold=self.like_threshold, limit=k + len(exclude)
+            more = self._scored(
+                store.popular_items(
+                    session, like_threshold=self.like_threshold, limit=k + len(exclude)
+                ),
+                self._users,
             )
             picked = [(item, score) for item, score in more if item not in exclude][:k]
         return picked
@@ -185,11 +194,22 @@ class PopularItems:
             return self._cached
         with self._lock:
             if time.monotonic() >= self._expires:
-                self._cached = store.popular_items(
+                likes = store.popular_items(
                     session, like_threshold=self.like_threshold, limit=self.CACHED
                 )
+                self._users = _count_users(session)
+                self._cached = self._scored(likes, self._users)
                 self._expires = time.monotonic() + self.ttl_s
         return self._cached
+
+    @staticmethod
+    def _scored(likes: list[tuple[str, float]], users: int) -> list[tuple[str, float]]:
+        return [(item, count / max(users, 1)) for item, count in likes]
+
+
+def _count_users(session: Session) -> int:
+    """Users with at least one rating (the popular list's denominator)."""
+    return session.scalar(select(func.count(distinct(store.Rating.user_id)))) or 0
 
 
 class ItemTitles:

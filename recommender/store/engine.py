@@ -202,7 +202,7 @@ class StallGuard:
         self.cut = 0  # connections cut so far
         self._dialect = engine.dialect
         self._ping = engine.dialect.name == "postgresql" if ping is None else ping
-        self._held: dict[int, _Held] = {}  # id(entry) -> entry, oldest deadline first
+        self._held: dict[_Held, None] = {}  # insertion order: oldest deadline first
         self._condition = threading.Condition()
         self._closed = False
         event.listen(engine.pool, "connect", self._on_connect)
@@ -266,14 +266,14 @@ class StallGuard:
     def _hold(self, dbapi_connection: Any) -> _Held:
         with self._condition:
             entry = _Held(dbapi_connection, time.monotonic() + self.timeout_s)
-            self._held[id(entry)] = entry
+            self._held[entry] = None
             if len(self._held) == 1:
                 self._condition.notify()  # the watchdog sleeps without a deadline
         return entry
 
     def _release(self, entry: _Held) -> None:
         with self._condition:
-            self._held.pop(id(entry), None)
+            self._held.pop(entry, None)
 
     def _watch(self) -> None:
         with self._condition:
@@ -283,17 +283,17 @@ class StallGuard:
                     continue
                 now = time.monotonic()
                 overdue = []
-                for key, entry in list(self._held.items()):
+                for entry in list(self._held):
                     if entry.deadline > now:
                         break
-                    del self._held[key]
+                    del self._held[entry]
                     overdue.append(entry)
                 for entry in overdue:
                     entry.aborted = True
                     self.cut += 1
                     _cut(entry.connection, self.timeout_s)
                 if self._held:
-                    first = next(iter(self._held.values()))
+                    first = next(iter(self._held))
                     self._condition.wait(max(0.0, first.deadline - time.monotonic()))
 
 

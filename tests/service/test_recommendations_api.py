@@ -29,10 +29,11 @@ def test_before_any_model_everyone_gets_the_most_liked_items(client: TestClient)
         "user_id": "new",
         "model_version": None,
         "strategy": "popular",
+        # Scored as probabilities, like the RBM's: likes / users with ratings (3 users).
         "items": [
-            {"item_id": "x", "score": 2.0, "title": "Item X"},
-            {"item_id": "y", "score": 2.0},
-            {"item_id": "w", "score": 1.0},
+            {"item_id": "x", "score": 2 / 3, "title": "Item X"},
+            {"item_id": "y", "score": 2 / 3},
+            {"item_id": "w", "score": 1 / 3},
         ],
     }
     # A user with ratings but no model yet: popular, minus what they rated.
