@@ -453,9 +453,11 @@ def train(
         except (ValueError, OSError, KeyError) as exc:
             typer.echo(f"error: --init-from {init_from}: {exc}", err=True)
             raise typer.Exit(2) from exc
-        epochs = epochs if epochs is not None else WARM_START_EPOCHS
-    config = _rbm_config(params, epochs, device,
-                         base=initial.config.replace(device="auto") if initial else None)
+    # A warm start keeps the saved model's hyper-parameters, with fewer epochs by default;
+    # -p and --epochs override them as usual.
+    base = (initial.config.replace(device="auto", epochs=WARM_START_EPOCHS) if initial
+            else None)
+    config = _rbm_config(params, epochs, device, base=base)
     try:
         data = read_ratings(ratings)
         model = RBMRecommender(config)

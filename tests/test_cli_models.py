@@ -147,3 +147,13 @@ def test_train_init_from_continues_a_saved_model(trained: Path, tmp_path: Path) 
     bad = runner.invoke(app, ["train", "--ratings", str(ratings), "--out", str(out),
                               "--init-from", str(trained), "-p", "n_hidden=9"])
     assert bad.exit_code == 2 and "same n_hidden" in bad.output
+
+
+def test_init_from_takes_epochs_from_p_or_epochs(trained: Path, tmp_path: Path) -> None:
+    ratings = _csv(tmp_path / "r.csv", OFFLINE)
+    for extra, expected in ((["-p", "epochs=2"], 2), (["--epochs", "3"], 3)):
+        out = tmp_path / f"warm{expected}"
+        result = runner.invoke(app, ["train", "--ratings", str(ratings), "--out", str(out),
+                                     "--init-from", str(trained), "--device", "cpu", *extra])
+        assert result.exit_code == 0, result.output
+        assert RBMRecommender.load(out, device="cpu").config.epochs == expected
