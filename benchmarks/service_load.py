@@ -11,10 +11,15 @@ and the load generator's own CPU use, for:
   * GET /v1/users/{id}/recommendations?k=10   fold-in scoring from the user's current
                                               ratings, cycling over every user; at the full
                                               concurrency and at lower ones
+  * GET ...recommendations?k=10&where=genres:G&exclude=a,b,c
+                                              the same with a metadata filter and three
+                                              excluded ids (filtered before the top k),
+                                              in the same rounds as the unfiltered route
   * POST /v1/ratings (batches)                ingest, ratings/s, into SQLite and PostgreSQL
 
 Targets on 2 cores: recommendations p99 <= 25 ms at 32 clients and >= 30 % of the trivial
-route's requests/s; ingest >= 20,000 ratings/s into PostgreSQL. By Little's law, 32 clients
+route's requests/s; a filtered request within 1.5x an unfiltered one (server CPU per
+request, and requests/s); ingest >= 20,000 ratings/s into PostgreSQL. By Little's law, 32 clients
 always in flight at a p99 of 25 ms need well over 32 / 0.025 = 1,280 requests/s.
 
 The machine is usually shared: the load average at each phase is printed with it; compare
@@ -112,10 +117,44 @@ def load_ratings(args: argparse.Namespace):
     return ratings, "generated, MovieLens-100k shaped"
 
 
-def fill(url: str, ratings) -> None:
+FILTER_GENRES = ["Drama", "Comedy", "Action", "Thriller", "Romance"]
+
+
+def item_genres(ratings) -> dict[str, list[str]]:
+    """Each item's genres: MovieLens' own when its item file is there, else one of
+    FILTER_GENRES per item (generated data), so that filtered requests have items to keep."""
+    from recommender.data import read_item_metadata
+
+    if (MOVIELENS / "u.item").exists() and set(ratings.items[:100].tolist()) <= set(
+        read_item_metadata(MOVIELENS / "u.item")
+    ):
+        return {i: m.get("genres", []) for i, m in read_item_metadata(MOVIELENS / "u.item").items()}
+    rng = random.Random(0)
+    return {str(i): [rng.choice(FILTER_GENRES)] for i in sorted(set(ratings.items.tolist()))}
+
+
+def filtered_paths(users: list[str], genres: dict[str, list[str]]) -> list[str]:
+    """A filtered request per user: one of FILTER_GENRES and three excluded item ids."""
+    rng = random.Random(1)
+    items = sorted(genres)
+    return [
+        f"/v1/users/{u}/recommendations?k=10&where=genres:{FILTER_GENRES[n % len(FILTER_GENRES)]}"
+        f"&exclude={','.join(rng.sample(items, 3))}"
+        for n, u in enumerate(users)
+    ]
+
+
+def fill(url: str, ratings, genres: dict[str, list[str]] | None = None) -> None:
     engine = store.make_engine(url)
     sessions = store.make_session_factory(engine)
     try:
+        if genres:
+            with sessions() as session:
+                store.upsert_items(
+                    session,
+                    items=[store.ItemRow(i, metadata={"genres": g}) for i, g in genres.items()],
+                )
+                session.commit()
         for start in range(0, len(ratings), 10_000):
             rows = [
                 store.RatingRow(str(u), str(i), float(v), int(t))
@@ -559,6 +598,12 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true", help="serve PostgreSQL only")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument(
+        "--no-filtered",
+        dest="filtered",
+        action="store_false",
+        help="leave out the filtered recommendations (where= and exclude=)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--client-process", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -574,6 +619,8 @@ def main() -> None:
     ratings, source = load_ratings(args)
     users = sorted(set(ratings.users.tolist()))
     rec_paths = [f"/v1/users/{u}/recommendations?k=10" for u in users]
+    genres = item_genres(ratings) if args.filtered else None
+    filter_paths = filtered_paths(users, genres) if genres else []
     tmp = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
     model_dir = tmp / "models"
     databases = {"sqlite": testing.create_sqlite_database(tmp)}
@@ -592,7 +639,7 @@ def main() -> None:
     try:
         for kind, url in databases.items():
             t = time.perf_counter()
-            fill(url, ratings)
+            fill(url, ratings, genres)
             print(f"[{kind}] loaded store in {time.perf_counter() - t:.1f} s")
             if kind == "sqlite":
                 t = time.perf_counter()
@@ -604,7 +651,7 @@ def main() -> None:
                 continue
             for workers in args.workers:
                 results += run_server_phases(
-                    args, kind, url, model_dir, workers, rec_paths, client, tmp
+                    args, kind, url, model_dir, workers, rec_paths, client, tmp, filter_paths
                 )
     finally:
         if "postgresql" in databases:
@@ -623,6 +670,7 @@ def run_server_phases(
     rec_paths: list[str],
     client: str,
     tmp: Path,
+    filter_paths: list[str] | None = None,
 ) -> list[Result]:
     results: list[Result] = []
     server = Server(url, model_dir, workers, args.torch_threads)
@@ -634,6 +682,9 @@ def run_server_phases(
             ("GET /healthz (ceiling)", Load(["/healthz"])),
             ("GET recommendations k=10", Load(rec_paths)),
         ]
+        if filter_paths:
+            warm_up(server, filter_paths)
+            pair.append((FILTERED_ROUTE, Load(filter_paths)))
         rounds: dict[str, list[Result]] = {route: [] for route, _ in pair}
         for _ in range(args.rounds):
             for route, load in pair:
@@ -723,6 +774,9 @@ def merge_rounds(rounds: list[Result]) -> Result:
     )
 
 
+FILTERED_ROUTE = "GET recs filtered k=10"
+
+
 def report(results: list[Result], args: argparse.Namespace, source: str, client: str) -> None:
     cpu = platform.processor() or platform.machine()
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
@@ -799,6 +853,24 @@ def report(results: list[Result], args: argparse.Namespace, source: str, client:
                         f"{w}: {rps:,.0f} ({rps / base:.2f}x)" for w, rps in rows.items()
                     )
                     print(f"[{database}] {route} req/s by workers: {scaling}")
+    plain = {
+        (r.database, r.workers): r
+        for r in results
+        if r.route == "GET recommendations k=10" and r.concurrency == args.concurrency
+    }
+    for r in results:
+        if r.route != FILTERED_ROUTE:
+            continue
+        base = plain[(r.database, r.workers)]
+        slower = statistics.median(b / f for f, b in zip(r.round_rps, base.round_rps, strict=True))
+        cpu = r.server_us_per_request / base.server_us_per_request
+        print(
+            f"[{r.database}, {r.workers} worker(s)] filtered recommendations (where + exclude): "
+            f"{slower:.2f}x the unfiltered route's time by req/s (median of paired rounds), "
+            f"{cpu:.2f}x its server CPU per request, p99 {r.p99_ms:.1f} ms vs "
+            f"{base.p99_ms:.1f} ms (target <= 1.5x): "
+            f"{'OK' if max(slower, cpu) <= 1.5 else 'MISSED'}"
+        )
     need = args.concurrency / 0.025
     print(
         f"Little's law: {args.concurrency} clients in flight at p99 <= 25 ms need more than "
