@@ -253,11 +253,25 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Start the server after training.")
     ] = True,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Delete the demo's database and models in --dir first and start clean "
+            "(without it, a second run reuses them).",
+        ),
+    ] = False,
 ) -> None:
-    """SQLite store + ratings (generated, or MovieLens) + one training run + the server."""
+    """SQLite store + ratings (generated, or MovieLens) + one training run + the server.
+
+    Run again, it reuses the store in --dir (its ratings and its active model) and says so;
+    --fresh starts clean.
+    """
     from recommender.data import generate_ratings, read_ratings
     from recommender.service.jobs import JobWorker
     from recommender.store import (
+        active_version,
+        count_ratings,
         enqueue_job,
         get_job,
         make_engine,
@@ -265,6 +279,10 @@ def demo(
         upgrade_database,
     )
 
+    database = directory / "recommender.db"
+    if fresh:
+        _remove_demo_store(directory)
+    reusing = database.exists()
     directory.mkdir(parents=True, exist_ok=True)
     admin_token = secrets.token_urlsafe(18)
     train_config: dict[str, Any] = {}
@@ -273,13 +291,95 @@ def demo(
     if n_hidden is not None:
         train_config["n_hidden"] = n_hidden
     settings = _settings(
-        database_url=f"sqlite:///{(directory / 'recommender.db').resolve()}",
+        database_url=f"sqlite:///{database.resolve()}",
         model_dir=(directory / "models").resolve(),
         admin_token=admin_token,
         train_config=train_config,
     )
     upgrade_database(settings.database_url)
 
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    try:
+        with sessions() as session:
+            stored, version = count_ratings(session), active_version(session)
+        if reusing and stored:
+            typer.echo(
+                f"reusing the demo store in {directory}: {stored} ratings, "
+                + (f"model {version} active" if version else "no model yet")
+                + " (`recommender demo --fresh` starts clean"
+                + (", and loads --movielens" if movielens is not None else "")
+                + ")"
+            )
+        else:
+            ratings, titles = _demo_data(movielens, generate_ratings, read_ratings)
+            _load(settings.database_url, ratings, titles, IMPORT_BATCH, show_progress=True)
+            version = None
+        if version is None:
+            with sessions() as session:
+                job, _ = enqueue_job(session, params={})
+            with typer.progressbar(length=1, label="training") as bar:
+
+                def progress(epoch: int, total: int, _logs: Any) -> None:
+                    bar.length = total
+                    bar.update(1)
+
+                JobWorker(sessions, settings, on_epoch=progress).run_once()
+            with sessions() as session:
+                finished = get_job(session, job_id=job.id)
+                assert finished is not None
+                if finished.status != "succeeded":
+                    typer.echo(f"training failed: {finished.error}", err=True)
+                    raise typer.Exit(1)
+                metrics = finished.metrics or {}
+                version = finished.model_version
+            summary = ", ".join(f"{name}={value:.3f}" for name, value in metrics.items())
+            typer.echo(f"model {version} active; held-out {summary}")
+        with sessions() as session:
+            user, item = _demo_examples(session)
+    finally:
+        engine.dispose()
+
+    base = f"http://{host}:{port}"
+    typer.echo(
+        "\n".join(
+            [
+                "",
+                f"admin token: {admin_token}",
+                f"  curl '{base}/v1/users/{user}/recommendations?k=5'",
+                f"  curl {base}/v1/items/{item}",
+                f"  curl -X POST {base}/v1/admin/retrain -H 'Authorization: Bearer {admin_token}'",
+                f"  docs: {base}/docs",
+            ]
+        )
+    )
+    if serve_after:
+        import uvicorn
+
+        from recommender.service import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _remove_demo_store(directory: Path) -> None:
+    """What ``demo`` writes in ``directory``: the SQLite file with its WAL and shared-memory
+    files, and the model folder. Nothing else there is touched."""
+    import shutil
+
+    removed = []
+    for name in ("recommender.db", "recommender.db-wal", "recommender.db-shm"):
+        if (directory / name).exists():
+            (directory / name).unlink()
+            removed.append(name)
+    if (directory / "models").is_dir():
+        shutil.rmtree(directory / "models")
+        removed.append("models/")
+    if removed:
+        typer.echo(f"--fresh: removed {', '.join(removed)} from {directory}")
+
+
+def _demo_data(movielens: Path | None, generate_ratings: Any, read_ratings: Any) -> tuple:
+    """Ratings and item titles: a MovieLens folder's, or a generated set with made-up titles."""
     if movielens is not None:
         source = next(
             (
@@ -294,58 +394,53 @@ def demo(
                 f"no u.data, ratings.csv or ratings.dat in the folder. Received: {movielens}",
                 param_hint="--movielens",
             )
-        ratings, titles = read_ratings(source), _read_titles(source)
+        ratings = read_ratings(source)
         typer.echo(f"MovieLens: {len(ratings)} ratings from {source}")
-    else:
-        ratings, titles = generate_ratings(seed=0), {}
-        typer.echo(
-            f"generated {len(ratings)} ratings ({ratings.n_users} users, {ratings.n_items} items)"
-        )
-    _load(settings.database_url, ratings, titles, IMPORT_BATCH, show_progress=True)
-
-    engine = make_engine(settings.database_url)
-    sessions = make_session_factory(engine)
-    try:
-        with sessions() as session:
-            job, _ = enqueue_job(session, params={})
-        with typer.progressbar(length=1, label="training") as bar:
-
-            def progress(epoch: int, total: int, _logs: Any) -> None:
-                bar.length = total
-                bar.update(1)
-
-            JobWorker(sessions, settings, on_epoch=progress).run_once()
-        with sessions() as session:
-            finished = get_job(session, job_id=job.id)
-            assert finished is not None
-            if finished.status != "succeeded":
-                typer.echo(f"training failed: {finished.error}", err=True)
-                raise typer.Exit(1)
-            metrics = finished.metrics or {}
-            version = finished.model_version
-    finally:
-        engine.dispose()
-    summary = ", ".join(f"{name}={value:.3f}" for name, value in metrics.items())
-    typer.echo(f"model {version} active; held-out {summary}")
-
-    base = f"http://{host}:{port}"
+        return ratings, _read_titles(source)
+    ratings = generate_ratings(seed=0)
     typer.echo(
-        "\n".join(
-            [
-                "",
-                f"admin token: {admin_token}",
-                f"  curl {base}/v1/users/{ratings.users[0]}/recommendations?k=5",
-                f"  curl -X POST {base}/v1/admin/retrain -H 'Authorization: Bearer {admin_token}'",
-                f"  docs: {base}/docs",
-            ]
-        )
+        f"generated {len(ratings)} ratings ({ratings.n_users} users, {ratings.n_items} items)"
     )
-    if serve_after:
-        import uvicorn
+    return ratings, demo_titles(sorted(set(ratings.items)))
 
-        from recommender.service import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+_TITLE_WORDS = (
+    ("Silent", "Crimson", "Last", "Hidden", "Golden", "Broken", "Distant", "Midnight", "Lost",
+     "Electric", "Quiet", "Wild", "Frozen", "Secret", "Burning", "Paper", "Iron", "Blue",
+     "Hollow", "Bright"),
+    ("Harbor", "Garden", "Summer", "River", "Machine", "Kingdom", "Letter", "Station", "Forest",
+     "Orchestra", "Mirror", "Voyage", "Island", "Window", "Circus", "Empire", "Lantern",
+     "Mountain", "Signal", "Archive"),
+)
+
+
+def demo_titles(item_ids: list[str]) -> dict[str, str]:
+    """Made-up, distinct titles for generated items (``i17`` -> ``The Midnight Kingdom
+    (1977)``), so that the demo's items and recommendations read like a catalogue."""
+    adjectives, nouns = _TITLE_WORDS
+    titles = {}
+    for position, item_id in enumerate(item_ids):
+        digits = "".join(ch for ch in item_id if ch.isdigit())
+        n = int(digits) if digits else position
+        adjective = adjectives[n % len(adjectives)]
+        noun = nouns[(n // len(adjectives)) % len(nouns)]
+        cycle = n // (len(adjectives) * len(nouns))  # beyond 400 items: numbered sequels
+        sequel = f" {cycle + 1}" if cycle else ""
+        titles[item_id] = f"The {adjective} {noun}{sequel} ({1960 + (n * 7) % 60})"
+    return titles
+
+
+def _demo_examples(session: Any) -> tuple[str, str]:
+    """A user and an item the store has, for the printed curl lines."""
+    from sqlalchemy import select
+
+    from recommender.store import Item, Rating
+
+    user = session.scalar(select(Rating.user_id).order_by(Rating.user_id).limit(1))
+    item = session.scalar(
+        select(Item.item_id).where(Item.title.is_not(None)).order_by(Item.item_id).limit(1)
+    )
+    return user or "u0", item or "i0"
 
 
 # --------------------------------------------------------------------------------------------
