@@ -463,11 +463,29 @@ class ListedItem(BaseModel):
 
 
 class ItemsPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"item_id": "1", "title": "Toy Story (1995)", "metadata": None},
+                        {"item_id": "2", "title": None, "metadata": None, "active": False},
+                    ],
+                    "next_cursor": "Mg",
+                }
+            ]
+        }
+    )
+
     items: list[ItemOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: last.")
 
 
 class ItemRetired(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"item_id": "2", "active": False, "ratings_deleted": 0}]}
+    )
+
     item_id: str
     active: bool = Field(description="false: the item is retired.")
     ratings_deleted: int = Field(description="Ratings erased with it (?erase_ratings=true).")
@@ -502,7 +520,7 @@ class ItemList(BaseModel):
             "examples": [
                 {
                     "strategy": "popular",
-                    "items": [{"item_id": "50", "score": 501, "title": "Star Wars (1977)"}],
+                    "items": [{"item_id": "50", "score": 0.53, "title": "Star Wars (1977)"}],
                 }
             ]
         }
@@ -516,6 +534,10 @@ class ItemList(BaseModel):
 
 
 class RatingDeleted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"user_id": "u1", "item_id": "1", "deleted": True}]}
+    )
+
     user_id: str
     item_id: str
     deleted: bool

@@ -48,11 +48,16 @@ def _out(item: store.Item) -> ItemOut:
 ListK = Annotated[int, Query(ge=1, le=1000, description="How many items to return.")]
 Exclude = Annotated[
     str | None,
-    Query(max_length=140_000, description="Comma-separated item ids never to return."),
+    Query(
+        max_length=140_000,
+        description="Comma-separated item ids never to return.",
+        examples=["50,181"],
+    ),
 ]
 Where = Annotated[
     list[str] | None,
     Query(
+        examples=["genres:Comedy"],
         description="field:value on item metadata, e.g. genres:Comedy (a list field matches "
         "when it contains the value); repeat for several conditions, all must hold.",
     ),

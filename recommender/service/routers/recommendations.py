@@ -35,11 +35,16 @@ MAX_PREDICTION_ITEMS = 1000
 
 Exclude = Annotated[
     str | None,
-    Query(max_length=140_000, description="Comma-separated item ids never to return."),
+    Query(
+        max_length=140_000,
+        description="Comma-separated item ids never to return.",
+        examples=["50,181"],
+    ),
 ]
 Where = Annotated[
     list[str] | None,
     Query(
+        examples=["genres:Comedy"],
         description="field:value on item metadata, e.g. genres:Comedy (a list field matches "
         "when it contains the value); repeat for several conditions, all must hold. Applied "
         "before the top k.",

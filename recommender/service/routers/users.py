@@ -69,7 +69,11 @@ def delete_rating(
     return RatingDeleted(user_id=user_id, item_id=item_id, deleted=True)
 
 
-@router.get("/{user_id}/profile", response_model=UserProfile)
+@router.get(
+    "/{user_id}/profile",
+    response_model=UserProfile,
+    responses={409: {"description": "No model has been trained yet."}},
+)
 def user_profile(
     user_id: UserId,
     session: SessionDep,
