@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from recommender import store
 from recommender.rbm import explain as rbm_explain
 
-from ..catalogue import NO_FILTER, parse_filter
+from ..catalogue import NO_FILTER, ItemFilter, parse_filter
 from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
 from ..errors import FieldError
 from ..schemas import (
@@ -33,23 +33,6 @@ K = Annotated[
 MAX_PREDICTION_ITEMS = 1000
 
 
-Exclude = Annotated[
-    str | None,
-    Query(
-        max_length=140_000,
-        description="Comma-separated item ids never to return.",
-        examples=["50,181"],
-    ),
-]
-Where = Annotated[
-    list[str] | None,
-    Query(
-        examples=["genres:Comedy"],
-        description="field:value on item metadata, e.g. genres:Comedy (a list field matches "
-        "when it contains the value); repeat for several conditions, all must hold. Applied "
-        "before the top k.",
-    ),
-]
 Explain = Annotated[
     bool,
     Query(
@@ -58,6 +41,60 @@ Explain = Annotated[
     ),
 ]
 EXPLAIN_TOP = 3  # rated items listed per recommended item
+
+# GET .../recommendations parses exclude=, where= and explain= itself, documented here through
+# openapi_extra: three more parameters for FastAPI to validate cost every request 20-50 us
+# (measured), filtered or not, on a route whose whole server CPU is ~250 us.
+FILTER_PARAMETERS = [
+    {
+        "name": "exclude",
+        "in": "query",
+        "required": False,
+        "description": "Comma-separated item ids never to return (at most 1,000).",
+        "schema": {"type": "string", "maxLength": 140_000},
+        "example": "50,181",
+    },
+    {
+        "name": "where",
+        "in": "query",
+        "required": False,
+        "description": "field:value on item metadata, e.g. genres:Comedy (a list field matches "
+        "when it contains the value); repeat for several conditions, all must hold. Applied "
+        "before the top k.",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "example": ["genres:Comedy"],
+    },
+    {
+        "name": "explain",
+        "in": "query",
+        "required": False,
+        "description": "Add to each item the user's rated items that contributed most to its "
+        "score through the hidden units (`because`), with their share.",
+        "schema": {"type": "boolean", "default": False},
+    },
+]
+_TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})  # what pydantic reads as a boolean
+_FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
+
+
+def _query_options(request: Request) -> tuple[ItemFilter, bool]:
+    """``(filter, explain)`` from the query string; 422 naming the parameter when bad."""
+    query = request.query_params
+    if not query or (len(query) == 1 and "k" in query):  # the common request: nothing to do
+        return NO_FILTER, False
+    exclude, where = query.get("exclude"), query.getlist("where")
+    item_filter = parse_filter(exclude, where or None) if exclude or where else NO_FILTER
+    raw = query.get("explain")
+    if raw is None or raw.strip().lower() in _FALSE:
+        return item_filter, False
+    if raw.strip().lower() in _TRUE:
+        return item_filter, True
+    raise FieldError(
+        "explain",
+        raw,
+        f"explain: Input should be a valid boolean. Received: explain={raw[:200]!r}",
+        kind="bool_parsing",
+    )
 
 
 def _json(
@@ -84,15 +121,12 @@ def _json(
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/users/{user_id}/recommendations", response_model=Recommendations)
-async def user_recommendations(
-    user_id: UserId,
-    request: Request,
-    k: K = None,
-    exclude: Exclude = None,
-    where: Where = None,
-    explain: Explain = False,
-) -> Response:
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=Recommendations,
+    openapi_extra={"parameters": FILTER_PARAMETERS},
+)
+async def user_recommendations(user_id: UserId, request: Request, k: K = None) -> Response:
     """Top ``k`` items the user has not rated; ``strategy`` says how they were chosen.
     Retired items never appear; ``exclude``/``where`` filter before the top ``k``.
 
@@ -103,7 +137,7 @@ async def user_recommendations(
     runtime = request.app.state.runtime
     if k is None:
         k = runtime.settings.default_k
-    item_filter = parse_filter(exclude, where) if exclude or where else NO_FILTER
+    item_filter, explain = _query_options(request)
     result = await runtime.recommend(
         RecommendationRequest(k=k, user_id=user_id, item_filter=item_filter)
     )
