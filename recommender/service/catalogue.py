@@ -142,7 +142,7 @@ class _State:
 class Catalogue:
     """Per-process catalogue state (see the module docstring)."""
 
-    MAX_MASKS = 256  # cached (model, filter) masks
+    MAX_MASKS = 256  # cached filter masks per model
 
     def __init__(
         self,
@@ -156,8 +156,8 @@ class Catalogue:
         self.lists_ttl_s = lists_ttl_s
         self._state = _State()
         self._lock = threading.Lock()
-        self._masks: OrderedDict[tuple, torch.Tensor | None] = OrderedDict()
-        self._models: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> id
+        # model -> {(generation, where): mask}: the masks go with the model they index.
+        self._masks: weakref.WeakKeyDictionary[Any, OrderedDict] = weakref.WeakKeyDictionary()
         self._new: tuple[float, list[tuple[str, int]]] = (0.0, [])
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -201,12 +201,14 @@ class Catalogue:
         state = self._state
         if not state.retired and not where:
             return None
-        model_key = self._models.setdefault(model, id(model))
-        key = (model_key, state.generation, where)
+        key = (state.generation, where)
         with self._lock:
-            if key in self._masks:
-                self._masks.move_to_end(key)
-                return self._masks[key]
+            masks = self._masks.get(model)
+            if masks is None:
+                masks = self._masks[model] = OrderedDict()
+            if key in masks:
+                masks.move_to_end(key)
+                return masks[key]
         item_filter = ItemFilter(where=where)
         allowed = [
             item not in state.retired
@@ -215,9 +217,9 @@ class Catalogue:
         ]
         mask = torch.tensor(allowed, dtype=torch.bool, device=model.W.device)
         with self._lock:
-            self._masks[key] = mask
-            while len(self._masks) > self.MAX_MASKS:
-                self._masks.popitem(last=False)
+            masks[key] = mask
+            while len(masks) > self.MAX_MASKS:
+                masks.popitem(last=False)
         return mask
 
     def mask(self, model: Any, item_filter: ItemFilter = NO_FILTER) -> Any:
