@@ -62,7 +62,7 @@ class Runtime:
             pre_ping=False,  # the guard pings, under its deadline
         )
         guard = StallGuard(engine, timeout_s=settings.db_timeout_s)
-        sessions = store.make_session_factory(guard.engine)
+        sessions = guard.watch(store.make_session_factory(engine))
         models = ModelHolder(
             sessions,
             settings.model_dir,
@@ -81,7 +81,7 @@ class Runtime:
                 metrics=metrics,
                 on_model_ready=lambda _version: models.refresh(force=True),
             )
-        readers = store.make_reader_factory(guard.engine)
+        readers = guard.watch(store.make_reader_factory(engine))
         catalogue = Catalogue(
             sessions,
             poll_interval_s=settings.model_poll_interval_s,

@@ -181,46 +181,56 @@ class StallGuard:
 
     A server (or a proxy, or a network path) that accepts bytes and never answers leaves a
     thread blocked in a socket read: no driver timeout fires, because the socket is healthy.
-    Every connection handed out through :attr:`engine` (the guarded view of ``engine``) must
-    be back in the pool within ``timeout_s`` of its checkout; one that is not is cut: its
+    Every connection that a session of a :meth:`watch`-ed factory uses must be back in the
+    pool within ``timeout_s`` of its first statement; one that is not is cut: its
     socket is shut down (PostgreSQL: the blocked read fails at once with "server closed the
     connection", the pool discards the connection) or its statement interrupted (SQLite).
     The caller gets an ``OperationalError``, which the service answers with 503.
 
-    The plain ``engine`` stays unguarded, for work that legitimately holds a connection long
-    (a training job reading every rating). The ping at checkout (what ``pool_pre_ping``
-    does; build the engine with ``pre_ping=False``) is guarded for every caller.
+    Other sessions on the same engine stay unguarded, for work that legitimately holds a
+    connection long (a training job reading every rating). The ping at checkout (what
+    ``pool_pre_ping`` does; build the engine with ``pre_ping=False``) is guarded for every
+    caller.
 
-    One watchdog thread sleeps until the oldest deadline; a checkout costs a dict insert.
+    One watchdog thread ticks a few times a second; a checkout costs a dict insert.
     """
 
     def __init__(self, engine: Engine, *, timeout_s: float, ping: bool | None = None) -> None:
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0. Received: timeout_s={timeout_s!r}")
         self.timeout_s = timeout_s
-        self.engine = engine.execution_options(stall_guard=True)
         self.cut = 0  # connections cut so far
         self._dialect = engine.dialect
         self._ping = engine.dialect.name == "postgresql" if ping is None else ping
         self._held: dict[_Held, None] = {}  # insertion order: oldest deadline first
-        self._condition = threading.Condition()
-        self._closed = False
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        # The watchdog looks this often: a stalled connection is cut within timeout_s plus
+        # one tick. Ticking (a few wake-ups a second) keeps checkouts free of any wake-up.
+        self._tick = min(0.25, timeout_s / 4)
         event.listen(engine.pool, "connect", self._on_connect)
         event.listen(engine.pool, "checkout", self._on_checkout)
         event.listen(engine.pool, "checkin", self._on_checkin)
-        event.listen(engine, "engine_connect", self._on_engine_connect)
         self._thread = threading.Thread(target=self._watch, name="db-stall-guard", daemon=True)
         self._thread.start()
 
+    def watch(self, sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+        """Guard the connections of the sessions ``sessions`` makes (from their first
+        statement until the connection goes back to the pool); returns ``sessions``.
+
+        A session-level mark, not an engine with execution options: SQLAlchemy dispatches
+        every connection event of such an engine through a slower joined dispatcher.
+        """
+        event.listen(sessions, "after_begin", self._on_session_begin)
+        return sessions
+
     def close(self) -> None:
-        with self._condition:
-            self._closed = True
-            self._condition.notify()
+        self._closed.set()
         self._thread.join(timeout=5)
 
     def held(self) -> int:
         """Guarded connections out of the pool now."""
-        with self._condition:
+        with self._lock:
             return len(self._held)
 
     # -- pool and engine events --------------------------------------------------------------
@@ -250,11 +260,10 @@ class StallGuard:
             # (a restarted server killed them all), and the pool connects anew.
             raise exc.InvalidatePoolError()
 
-    def _on_engine_connect(self, connection: Any) -> None:
-        if not connection.get_execution_options().get("stall_guard"):
-            return
+    def _on_session_begin(self, _session: Any, _transaction: Any, connection: Any) -> None:
         fairy = connection.connection
-        fairy.info["stall_guard"] = self._hold(fairy.dbapi_connection)
+        if "stall_guard" not in fairy.info:
+            fairy.info["stall_guard"] = self._hold(fairy.dbapi_connection)
 
     def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
         entry = record.info.pop("stall_guard", None)
@@ -264,37 +273,30 @@ class StallGuard:
     # -- the watchdog ------------------------------------------------------------------------
 
     def _hold(self, dbapi_connection: Any) -> _Held:
-        with self._condition:
-            entry = _Held(dbapi_connection, time.monotonic() + self.timeout_s)
+        entry = _Held(dbapi_connection, time.monotonic() + self.timeout_s)
+        with self._lock:
             self._held[entry] = None
-            if len(self._held) == 1:
-                self._condition.notify()  # the watchdog sleeps without a deadline
         return entry
 
     def _release(self, entry: _Held) -> None:
-        with self._condition:
+        with self._lock:
             self._held.pop(entry, None)
 
     def _watch(self) -> None:
-        with self._condition:
-            while not self._closed:
-                if not self._held:
-                    self._condition.wait()
-                    continue
-                now = time.monotonic()
-                overdue = []
-                for entry in list(self._held):
+        while not self._closed.wait(self._tick):
+            now = time.monotonic()
+            overdue = []
+            with self._lock:
+                for entry in self._held:
                     if entry.deadline > now:
                         break
-                    del self._held[entry]
                     overdue.append(entry)
                 for entry in overdue:
+                    del self._held[entry]
                     entry.aborted = True
-                    self.cut += 1
-                    _cut(entry.connection, self.timeout_s)
-                if self._held:
-                    first = next(iter(self._held))
-                    self._condition.wait(max(0.0, first.deadline - time.monotonic()))
+            for entry in overdue:
+                self.cut += 1
+                _cut(entry.connection, self.timeout_s)
 
 
 def _cut(dbapi_connection: Any, timeout_s: float) -> None:
