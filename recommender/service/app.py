@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees 401s, 413s too
-    _document_contract(app, api_keys=bool(settings.api_keys))
+    _document_contract(app, settings)
     return app
 
 
@@ -90,7 +90,7 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def _document_contract(app: FastAPI, *, api_keys: bool) -> None:
+def _document_contract(app: FastAPI, settings: Settings) -> None:
     """Make the OpenAPI document say what the service does, where FastAPI cannot see it:
 
     - every error is a :class:`Problem` (``application/problem+json``), documented on each
@@ -99,21 +99,27 @@ def _document_contract(app: FastAPI, *, api_keys: bool) -> None:
     - admin routes declare the ``AdminBearer`` HTTP bearer scheme (instead of a plain
       ``authorization`` header parameter), and, when ``RECOMMENDER_API_KEYS`` is set, the
       routes :class:`ApiKeyMiddleware` guards declare the ``ApiKey`` scheme: /docs then has an
-      Authorize button.
+      Authorize button;
+    - ratings are documented within the configured scale (RECOMMENDER_RATING_MIN/MAX).
     """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _amend(build(), api_keys=api_keys)
+            app.openapi_schema = _amend(build(), settings)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _amend(schema: dict[str, Any], *, api_keys: bool) -> dict[str, Any]:
+def _amend(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    api_keys = bool(settings.api_keys)
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
+    for rated in ("RatingIn", "AnonymousRating"):
+        if rated in schemas:  # the scale is configuration, checked by the routes
+            rating = schemas[rated]["properties"]["rating"]
+            rating.update(minimum=settings.rating_min, maximum=settings.rating_max)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -206,3 +206,12 @@ def check_rating_scale(ratings: Iterable[tuple[str, float]], settings: Settings)
 # Ids in URL paths: the same Id type, documented as a path parameter.
 UserIdPath = Annotated[Id, Path(description="The user's id (see Id: no '/', 1-128 characters).")]
 ItemIdPath = Annotated[Id, Path(description="The item's id (see Id: no '/', 1-128 characters).")]
+# Admin paths: a job id fits the INTEGER column on every database (a larger one gave 500 on
+# both); a model version is stored text (no NUL: PostgreSQL refused it with a 500).
+JobIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="The job's id.")]
+VersionPath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_check_text),
+    Path(description="A model version, as GET /v1/admin/models lists them."),
+]

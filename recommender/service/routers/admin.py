@@ -19,6 +19,7 @@ from ..schemas import (
     RetrainRequest,
 )
 from ..serving import LoadedModel
+from ..validation import JobIdPath, VersionPath
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -61,7 +62,7 @@ def retrain(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, _admin: AdminDep, session: SessionDep) -> JobOut:
+def get_job(job_id: JobIdPath, _admin: AdminDep, session: SessionDep) -> JobOut:
     """Status, progress (epoch of epochs), held-out metrics, model version, error."""
     job = store.get_job(session, job_id=job_id)
     if job is None:
@@ -153,7 +154,9 @@ def publish(
 
 
 @router.post("/models/{version}/activate", response_model=Activated)
-def activate(version: str, _admin: AdminDep, session: SessionDep, runtime: RuntimeDep) -> Activated:
+def activate(
+    version: VersionPath, _admin: AdminDep, session: SessionDep, runtime: RuntimeDep
+) -> Activated:
     """Serve ``version`` (roll back or forward). Its artifact is loaded before switching, so
     a broken artifact is refused (409) and the current model keeps serving."""
     if store.get_model(session, version=version) is None:
