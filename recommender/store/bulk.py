@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from .engine import begin_write, is_postgresql
 
 CHUNK = 500_000  # rows per COPY / JSON chunk: ~25 MB of text, and a progress step
+SQLITE_CACHE_KIB = 256 * 1024  # SQLite page cache while importing
 SNAPSHOT_CHUNK = 250_000  # rows per fetch on SQLite (~60 MB of row tuples at a time)
 
 _UPSERT_SET = (
@@ -82,6 +83,10 @@ def _chunk_frame(ratings: Any, start: int, stop: int):
 
 def _import_postgresql(engine: Engine, ratings: Any, progress: Callable[[int], None] | None,
                        chunk: int) -> None:
+    """COPY chunks into a staging table and upsert each from it; into an empty table (a first
+    load) of at least ``REBUILD_MIN`` rows, COPY straight into ``ratings`` with its indexes
+    dropped and rebuilt at the end (a sort per index instead of 10M scattered inserts:
+    ~5x faster). Either way one transaction."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -90,10 +95,19 @@ def _import_postgresql(engine: Engine, ratings: Any, progress: Callable[[int], N
     options = pacsv.WriteOptions(include_header=False)  # strings quoted: "" is not NULL
     with engine.begin() as connection:
         cursor = connection.connection.dbapi_connection.cursor()
-        cursor.execute(
-            "CREATE TEMPORARY TABLE ratings_staging (user_id text, item_id text, "
-            "value double precision, timestamp bigint) ON COMMIT DROP"
-        )
+        # Writers wait until this import commits; readers go on (until a rebuild below).
+        cursor.execute("LOCK TABLE ratings IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM ratings)")
+        rebuild = len(ratings) >= REBUILD_MIN and not cursor.fetchone()[0]
+        if rebuild:
+            indexes = _drop_indexes(cursor)
+            target = "ratings"
+        else:
+            cursor.execute(
+                "CREATE TEMPORARY TABLE ratings_staging (user_id text, item_id text, "
+                "value double precision, timestamp bigint) ON COMMIT DROP"
+            )
+            target = "ratings_staging"
         for start in range(0, len(ratings), chunk):
             window = slice(start, start + chunk)
             table = pa.table({
@@ -105,32 +119,81 @@ def _import_postgresql(engine: Engine, ratings: Any, progress: Callable[[int], N
             buffer = io.BytesIO()
             pacsv.write_csv(table, buffer, options)
             del table
-            with cursor.copy("COPY ratings_staging FROM STDIN (FORMAT csv)") as copy:
+            with cursor.copy(f"COPY {target} (user_id, item_id, value, timestamp) "
+                             "FROM STDIN (FORMAT csv)") as copy:
                 copy.write(buffer.getbuffer())
             del buffer
-            cursor.execute(
-                "INSERT INTO ratings (user_id, item_id, value, timestamp) "
-                f"SELECT user_id, item_id, value, timestamp FROM ratings_staging {_UPSERT_SET}"
-            )
-            cursor.execute("TRUNCATE ratings_staging")
+            if not rebuild:
+                cursor.execute(
+                    "INSERT INTO ratings (user_id, item_id, value, timestamp) SELECT user_id, "
+                    f"item_id, value, timestamp FROM ratings_staging {_UPSERT_SET}"
+                )
+                cursor.execute("TRUNCATE ratings_staging")
             if progress is not None:
                 progress(min(chunk, len(ratings) - start))
+        if rebuild:
+            _restore_indexes(cursor, indexes)
         cursor.close()
+
+
+REBUILD_MIN = 100_000  # rows: a first load this big rebuilds the indexes instead
+
+
+def _drop_indexes(cursor: Any) -> list[str]:
+    """Drop the primary key and the indexes of ``ratings`` (inside the import's transaction:
+    readers of ``ratings`` wait for it from here); returns the statements that restore them.
+    Read from the catalogue, so indexes a later migration adds are kept as well."""
+    cursor.execute("LOCK TABLE ratings IN ACCESS EXCLUSIVE MODE")
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'ratings'::regclass AND contype = 'p'"
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = 'ratings' AND indexname NOT IN "
+        "(SELECT conname FROM pg_constraint WHERE conrelid = 'ratings'::regclass)"
+    )
+    indexes = cursor.fetchall()
+    restore = [f'ALTER TABLE ratings ADD CONSTRAINT "{name}" {definition}'
+               for name, definition in constraints]
+    restore += [definition for _name, definition in indexes]
+    for name, _definition in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    for name, _definition in constraints:
+        cursor.execute(f'ALTER TABLE ratings DROP CONSTRAINT "{name}"')
+    return restore
+
+
+def _restore_indexes(cursor: Any, statements: list[str]) -> None:
+    # A sort per index; more memory than the 64 MB default makes it one in-memory pass more
+    # often (SET LOCAL: for this transaction only).
+    cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    for statement in statements:
+        cursor.execute(statement)
 
 
 def _import_sqlite(engine: Engine, ratings: Any, progress: Callable[[int], None] | None,
                    chunk: int) -> None:
+    import sqlite3
+
     from sqlalchemy.orm import Session
 
+    if sqlite3.sqlite_version_info >= (3, 38):  # ->> is ~30 % faster than json_extract
+        fields = "value ->> 0, value ->> 1, value ->> 2, value ->> 3"
+    else:
+        fields = ", ".join(f"json_extract(value, '$[{k}]')" for k in range(4))
     statement = (
-        "INSERT INTO ratings (user_id, item_id, value, timestamp) "
-        "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-        "json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?) "
-        f"WHERE true {_UPSERT_SET}"  # SQLite needs a WHERE before ON CONFLICT here
+        f"INSERT INTO ratings (user_id, item_id, value, timestamp) SELECT {fields} "
+        f"FROM json_each(?) WHERE true {_UPSERT_SET}"  # SQLite needs a WHERE before ON CONFLICT
     )
     with Session(engine) as session:
         begin_write(session)  # BEGIN IMMEDIATE: the write lock for the whole import
         connection = session.connection()
+        # The item index takes inserts all over it: a page cache of 2 MB (the default) re-reads
+        # its pages from disk for every chunk. 256 MB while importing, then back.
+        previous = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+        connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         for start in range(0, len(ratings), chunk):
             payload = _chunk_frame(ratings, start, start + chunk).to_json(
                 orient="values", double_precision=15)
@@ -138,6 +201,8 @@ def _import_sqlite(engine: Engine, ratings: Any, progress: Callable[[int], None]
             del payload
             if progress is not None:
                 progress(min(chunk, len(ratings) - start))
+        session.commit()
+        session.connection().exec_driver_sql(f"PRAGMA cache_size = {int(previous)}")
         session.commit()
 
 

@@ -108,3 +108,39 @@ def test_snapshot_reads_in_chunks(engine: Engine, sessions, monkeypatch) -> None
         snapshot = store.snapshot_ratings(session)
     assert snapshot.fingerprint() == ratings.fingerprint()
     assert snapshot.users.tolist() == [u for u, *_ in sorted(rows)]
+
+
+def _index_names(engine: Engine) -> set[str]:
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    names = {index["name"] for index in inspector.get_indexes("ratings")}
+    return names | {inspector.get_pk_constraint("ratings")["name"] or "pk"}
+
+
+def test_a_first_load_rebuilds_the_indexes_and_keeps_them(engine: Engine, sessions,
+                                                          monkeypatch) -> None:
+    """PostgreSQL: a large load into an empty table drops the key and indexes and builds them
+    again at the end (here forced for a small table); afterwards they are all there, the
+    key holds, and a failure part way restores them with the rest of the transaction."""
+    from recommender.store import bulk
+
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 1)
+    before = _index_names(engine)
+    assert "ix_ratings_item_id" in before
+    rows = [(f"u{n % 11}", f"i{n % 13}", 1.0 + n % 5, n) for n in range(143)]
+
+    def fail(_n: int) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        import_ratings(engine, Ratings.from_records(rows), chunk=50, progress=fail)
+    assert _index_names(engine) == before and _stored(sessions) == []
+    assert import_ratings(engine, Ratings.from_records(rows), chunk=50) == 143
+    assert _index_names(engine) == before
+    assert len(_stored(sessions)) == 143
+    # The table is no longer empty: the next import upserts (the key must be back for that).
+    assert import_ratings(engine, Ratings.from_records([("u1", "i1", 5.0, 10_000)])) == 1
+    with sessions() as session:
+        assert store.user_ratings(session, user_id="u1")["i1"] == 5.0
+        assert store.count_ratings(session) == 143
