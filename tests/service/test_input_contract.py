@@ -7,6 +7,7 @@ NaN/1e400 a 500 on PostgreSQL and a silent null on SQLite."""
 from __future__ import annotations
 
 import pytest
+from service_helpers import ADMIN
 
 JSON = {"content-type": "application/json"}
 PROBLEM = "application/problem+json"
@@ -162,3 +163,16 @@ def test_every_error_status_answers_problem_json(make_client):
         assert isinstance(body["detail"], str) and body["detail"]
         assert ("errors" in body) == (status == 422)
     assert answers[401].json()["instance"] == "/v1/users/u1/ratings"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        # Over the INTEGER column: OverflowError (SQLite) / out of range (PostgreSQL), 500.
+        ("GET", "/v1/admin/jobs/248342032825253658624", "job_id"),
+        ("GET", "/v1/admin/jobs/2147483648", "job_id"),
+        ("POST", "/v1/admin/models/v%00/activate", "version"),
+    ],
+)
+def test_admin_paths_out_of_range_are_refused(client, method, path, field):
+    assert_refused(client.request(method, path, headers=ADMIN), field)
