@@ -46,6 +46,7 @@ from recommender import store
 from .errors import FieldError
 from .metrics import ServiceMetrics
 from .settings import Settings
+from .validation import id_problem, json_problem
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,9 @@ def rbm_config(overrides: Mapping[str, Any], *, settings: Settings) -> Any:
                 kind="extra_forbidden",
             )
     for name, value in overrides.items():
-        found = json_value_problem(value, f"config.{name}")
+        # What the job row could not store and give back (PostgreSQL refuses NaN in JSON,
+        # SQLite stores it as null; NUL and lone surrogates): 422 before anything is queued.
+        found = json_problem(value, f"config.{name}")
         if found is not None:
             field, bad, reason = found
             leaf = field.rsplit(".", 1)[-1]
@@ -91,37 +94,6 @@ def rbm_config(overrides: Mapping[str, Any], *, settings: Settings) -> Any:
         raise FieldError(field, overrides.get(bad) if bad else dict(overrides), str(exc)) from exc
 
 
-def json_value_problem(value: Any, path: str, depth: int = 0) -> tuple[str, Any, str] | None:
-    """The first ``(path, value, reason)`` in a JSON value that the job row cannot store and
-    give back: a non-finite number (``NaN``, ``1e400``: PostgreSQL refuses it in JSON, SQLite
-    stores null), a NUL or a lone UTF-16 surrogate in a string or key, nesting deeper than
-    :data:`MAX_CONFIG_DEPTH`. ``None`` when there is none."""
-    if depth > MAX_CONFIG_DEPTH:
-        return path, "<nested deeper>", f"must not be nested deeper than {MAX_CONFIG_DEPTH} levels"
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (path, value, "must be a finite number")
-    if isinstance(value, str):
-        found = _UNSTORABLE.search(value)
-        return None if found is None else (path, value, _UNSTORABLE_REASON)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if _UNSTORABLE.search(str(key)):
-                return f"{path}.{key}", key, f"key {_UNSTORABLE_REASON}"
-            found = json_value_problem(item, f"{path}.{key}", depth + 1)
-            if found is not None:
-                return found
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = json_value_problem(item, f"{path}[{index}]", depth + 1)
-            if found is not None:
-                return found
-    return None
-
-
-# NUL (PostgreSQL refuses it in text) and lone surrogates (no UTF-8 encoding).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-_UNSTORABLE_REASON = "must not contain a NUL character or a lone UTF-16 surrogate"
-MAX_CONFIG_DEPTH = 32
 # Epochs of a warm-started retrain when the request does not say (see
 # benchmarks/warm_start.py: from a model trained on 90 % of MovieLens-100k by time, 5 epochs
 # on all of it come within 2 % of a 30-epoch cold retrain).
@@ -498,7 +470,6 @@ def check_artifact(directory: Path) -> Any:
     import torch
 
     from recommender.rbm import RBMRecommender
-    from recommender.store.models import ID_LENGTH
 
     directory = Path(directory)
     for name in ARTIFACT_FILES:
@@ -514,11 +485,10 @@ def check_artifact(directory: Path) -> Any:
     if not ids:
         raise ValueError("the artifact's item map is empty. Received: item_ids=[]")
     for item in ids:
-        if (not isinstance(item, str) or not 1 <= len(item) <= ID_LENGTH
-                or _UNSTORABLE.search(item) or "/" in item):
+        problem = id_problem(item) if isinstance(item, str) else "ids must be text"
+        if problem is not None:
             raise ValueError(f"the artifact's item map holds an id the API cannot address "
-                             f"(ids are 1-{ID_LENGTH} characters of text without NUL, lone "
-                             f"surrogates or '/'). Received: item_id={item!r}")
+                             f"({problem}). Received: item_id={item!r}")
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
         duplicate = next(item for item in ids if item in seen or seen.add(item))

@@ -24,6 +24,12 @@ def _errors(response) -> list[dict]:
     return body["errors"] if "errors" in body else body["detail"]
 
 
+def _version(job: dict) -> str:
+    """The model version of a job that must have succeeded (its error otherwise)."""
+    assert job["status"] == "succeeded", job["error"]
+    return job["model_version"]
+
+
 def _sessions(url: str):
     engine = store.make_engine(url)
     return engine, store.make_session_factory(engine)
@@ -98,9 +104,9 @@ def test_a_job_runs_to_an_active_model(client: TestClient) -> None:
 
 def test_roll_back_and_forward_between_versions(client: TestClient) -> None:
     post_generated_ratings(client)
-    v1 = train(client)["model_version"]
+    v1 = _version(train(client))
     time.sleep(1.1)  # version names carry the second
-    v2 = train(client, n_hidden=6)["model_version"]
+    v2 = _version(train(client, n_hidden=6))
     assert v1 != v2
     assert client.get("/v1/admin/models", headers=ADMIN).json()["active_version"] == v2
     response = client.post(f"/v1/admin/models/{v1}/activate", headers=ADMIN)
@@ -114,9 +120,9 @@ def test_roll_back_and_forward_between_versions(client: TestClient) -> None:
 
 def test_a_broken_artifact_is_not_activated(client: TestClient, settings: Settings) -> None:
     post_generated_ratings(client)
-    v1 = train(client)["model_version"]
+    v1 = _version(train(client))
     time.sleep(1.1)
-    v2 = train(client)["model_version"]
+    v2 = _version(train(client))
     client.post(f"/v1/admin/models/{v1}/activate", headers=ADMIN)
     shutil.rmtree(Path(settings.model_dir) / v2)
     response = client.post(f"/v1/admin/models/{v2}/activate", headers=ADMIN)
@@ -129,7 +135,7 @@ def test_a_broken_artifact_is_not_activated(client: TestClient, settings: Settin
 def test_a_failed_job_leaves_the_previous_model_serving(make_client) -> None:
     with make_client() as client:
         by_user = post_generated_ratings(client)
-        v1 = train(client)["model_version"]
+        v1 = _version(train(client))
     n_ratings = sum(len(items) for items in by_user.values())
     with make_client(min_ratings_to_train=100_000) as client:
         job = train(client)
@@ -170,10 +176,10 @@ def test_every_serving_process_follows_the_active_version(make_client, db_url: s
     the model A trained, and a rollback made through A, by polling the active-version row."""
     with make_client() as a, make_client(run_worker=False) as b:
         post_generated_ratings(a)
-        v1 = train(a)["model_version"]
+        v1 = _version(train(a))
         _eventually(lambda: b.get("/v1/users/u0/recommendations").json().get("model_version"), v1)
         time.sleep(1.1)
-        v2 = train(a)["model_version"]
+        v2 = _version(train(a))
         _eventually(lambda: b.get("/v1/users/u0/recommendations").json()["model_version"], v2)
         a.post(f"/v1/admin/models/{v1}/activate", headers=ADMIN)
         _eventually(lambda: b.get("/v1/users/u0/recommendations").json()["model_version"], v1)
@@ -184,9 +190,9 @@ def test_a_failed_load_keeps_the_previous_model(
 ) -> None:
     with make_client() as a, make_client(run_worker=False) as b:
         post_generated_ratings(a)
-        v1 = train(a)["model_version"]
+        v1 = _version(train(a))
         time.sleep(1.1)
-        v2 = train(a)["model_version"]
+        v2 = _version(train(a))
         a.post(f"/v1/admin/models/{v1}/activate", headers=ADMIN)
         _eventually(lambda: b.get("/v1/users/u0/recommendations").json()["model_version"], v1)
         # Another process activates a version whose artifact this host cannot read.
@@ -368,7 +374,7 @@ def test_warm_start_continues_the_active_model(client: TestClient, settings: Set
     assert client.post("/v1/admin/retrain", json={"warm_start": True},
                        headers=ADMIN).status_code == 409  # nothing to start from yet
     post_generated_ratings(client)
-    v1 = train(client, n_hidden=5)["model_version"]
+    v1 = _version(train(client, n_hidden=5))
     new = {"ratings": [{"user_id": "newcomer", "item_id": "i-new", "rating": 4},
                        {"user_id": "newcomer", "item_id": "i3", "rating": 2}]}
     assert client.post("/v1/ratings", json=new).status_code == 200

@@ -18,11 +18,11 @@ def test_a_warm_start_with_two_processes_continues_the_active_model(make_client,
         post_generated_ratings(client)
         cold = client.post("/v1/admin/retrain", json={"test_fraction": 0, "config": {
             "n_hidden": 5}}, headers=ADMIN).json()
-        first = wait_for_job(client, cold["job_id"], timeout=120)
+        first = wait_for_job(client, cold["job_id"], timeout=300)
         assert first["status"] == "succeeded", first
         warm = client.post("/v1/admin/retrain", json={"warm_start": True,
                                                       "warm_start_epochs": 2}, headers=ADMIN)
-        job = wait_for_job(client, warm.json()["job_id"], timeout=120)
+        job = wait_for_job(client, warm.json()["job_id"], timeout=300)
         assert job["status"] == "succeeded", job
         assert job["progress"]["epoch"] == job["progress"]["epochs"] == 2
         row = next(m for m in client.get("/v1/admin/models", headers=ADMIN).json()["models"]
