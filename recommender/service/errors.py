@@ -33,6 +33,8 @@ from recommender.store import NotFoundError
 from .schemas import BODY_TAGS
 from .validation import FieldError, printable
 
+_MAX_VALUE_CHARS = 200  # longer strings are cut in messages (as printable cuts values)
+
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "FieldError",
@@ -106,6 +108,12 @@ def field_name(loc: Sequence[str | int]) -> str:
 
 
 def _short_value(value: Any) -> str:
+    """The value as a message shows it: strings quoted by ``repr`` (which escapes NUL and lone
+    surrogates itself, so they appear once as ``\\x00`` or ``\\ud800``), long ones cut."""
+    if isinstance(value, str):
+        if len(value) > _MAX_VALUE_CHARS:
+            return f"{value[:_MAX_VALUE_CHARS]!r}... ({len(value)} characters)"
+        return repr(value)
     shown = printable(value)
     return repr(shown) if isinstance(shown, str) and not shown.startswith("<") else str(shown)
 
