@@ -1,6 +1,7 @@
 """The ``recommender`` command line: one Typer app (``recommender --help``).
 
-serve, worker, db upgrade, import, demo (and the engine's train / evaluate commands).
+serve, worker, db upgrade, import, demo, models (publish / list / activate), and the
+engine's train / evaluate commands.
 Configuration comes from the ``RECOMMENDER_*`` environment variables (see
 :class:`recommender.service.Settings`); options given here win.
 """
