@@ -3,6 +3,7 @@ the job worker, metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import Counter
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recommender import store
@@ -121,7 +123,18 @@ class Runtime:
         """Recommendations for one request, scored together with the others in flight."""
         if self.recommender is None:  # built in start(), inside the event loop's lifetime
             raise RuntimeError("the runtime is not started")
-        return await self.recommender.submit(request)
+        # Batches run one at a time: behind a batch that stalls on the database, the next
+        # would stall as long again. Past this deadline the request gives up (503); its batch
+        # goes on and its answer is dropped.
+        deadline = self.settings.db_timeout_s + max(1.0, self.settings.db_timeout_s / 2)
+        try:
+            async with asyncio.timeout(deadline):  # a timer on this task: no extra task
+                return await self.recommender.submit(request)
+        except TimeoutError:
+            raise SQLAlchemyTimeoutError(
+                f"no recommendation within {deadline:g} s: the database is stalled or "
+                "overloaded (RECOMMENDER_DB_TIMEOUT_S)"
+            ) from None
 
     def sweep_stale_jobs(self) -> list[int]:
         """Fail running jobs whose worker stopped beating (it died), so that a retrain can

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import select
 import socket
 import sqlite3
 import threading
@@ -166,33 +167,38 @@ def is_postgresql(session_or_engine: Session | Engine) -> bool:
 
 
 class _Held:
-    """A connection a guarded caller holds, and when it must be back in the pool."""
+    """A connection a guarded caller holds, and since when it waits on the database."""
 
-    __slots__ = ("aborted", "connection", "deadline")
+    __slots__ = ("aborted", "connection", "waiting_since")
 
-    def __init__(self, connection: Any, deadline: float) -> None:
+    def __init__(self, connection: Any, waiting_since: float | None = None) -> None:
         self.connection = connection  # the DBAPI connection
-        self.deadline = deadline  # time.monotonic()
+        # time.monotonic() when the current statement (or ping, commit, rollback) was sent;
+        # None between statements (the caller is working, not waiting).
+        self.waiting_since = waiting_since
         self.aborted = False
 
 
 class StallGuard:
-    """Cut database connections that a request holds longer than ``timeout_s``.
+    """Cut database connections whose statement gets no answer within ``timeout_s``.
 
     A server (or a proxy, or a network path) that accepts bytes and never answers leaves a
     thread blocked in a socket read: no driver timeout fires, because the socket is healthy.
-    Every connection that a session of a :meth:`watch`-ed factory uses must be back in the
-    pool within ``timeout_s`` of its first statement; one that is not is cut: its
-    socket is shut down (PostgreSQL: the blocked read fails at once with "server closed the
-    connection", the pool discards the connection) or its statement interrupted (SQLite).
-    The caller gets an ``OperationalError``, which the service answers with 503.
+    For the sessions of a :meth:`watch`-ed factory, a statement, commit or rollback still
+    unanswered ``timeout_s`` after it was sent is cut: its socket is shut down (PostgreSQL:
+    the blocked read fails at once with "server closed the connection", the pool discards
+    the connection) or it is interrupted (SQLite). The caller gets an ``OperationalError``,
+    which the service answers with 503.
 
-    Other sessions on the same engine stay unguarded, for work that legitimately holds a
-    connection long (a training job reading every rating). The ping at checkout (what
-    ``pool_pre_ping`` does; build the engine with ``pre_ping=False``) is guarded for every
-    caller.
+    What counts is the wait for the database, not the request's own work between statements;
+    and on PostgreSQL a statement whose answer has arrived (the socket is readable) is not
+    cut, however late its thread gets round to reading it: a busy machine is not a stall.
 
-    One watchdog thread ticks a few times a second; a checkout costs a dict insert.
+    Other sessions on the same engine stay unguarded, for work that legitimately waits long
+    (a training job reading every rating). The ping at checkout (what ``pool_pre_ping`` does;
+    build the engine with ``pre_ping=False``) is guarded for every caller.
+
+    One watchdog thread ticks a few times a second; a statement costs two event calls.
     """
 
     def __init__(self, engine: Engine, *, timeout_s: float, ping: bool | None = None) -> None:
@@ -202,21 +208,26 @@ class StallGuard:
         self.cut = 0  # connections cut so far
         self._dialect = engine.dialect
         self._ping = engine.dialect.name == "postgresql" if ping is None else ping
-        self._held: dict[_Held, None] = {}  # insertion order: oldest deadline first
+        self._held: dict[_Held, None] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         # The watchdog looks this often: a stalled connection is cut within timeout_s plus
-        # one tick. Ticking (a few wake-ups a second) keeps checkouts free of any wake-up.
+        # one tick. Ticking (a few wake-ups a second) keeps the request path free of any.
         self._tick = min(0.25, timeout_s / 4)
         event.listen(engine.pool, "connect", self._on_connect)
         event.listen(engine.pool, "checkout", self._on_checkout)
         event.listen(engine.pool, "checkin", self._on_checkin)
+        event.listen(engine, "before_cursor_execute", self._on_send)
+        event.listen(engine, "commit", self._on_commit_or_rollback)
+        event.listen(engine, "rollback", self._on_commit_or_rollback)
+        event.listen(engine, "after_cursor_execute", self._on_answer)
+        event.listen(engine, "handle_error", self._on_error)
         self._thread = threading.Thread(target=self._watch, name="db-stall-guard", daemon=True)
         self._thread.start()
 
     def watch(self, sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-        """Guard the connections of the sessions ``sessions`` makes (from their first
-        statement until the connection goes back to the pool); returns ``sessions``.
+        """Guard the connections of the sessions ``sessions`` makes (from the start of their
+        transaction until the connection goes back to the pool); returns ``sessions``.
 
         A session-level mark, not an engine with execution options: SQLAlchemy dispatches
         every connection event of such an engine through a slower joined dispatcher.
@@ -241,7 +252,7 @@ class StallGuard:
     def _on_checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         if not self._ping or record.info.pop("stall_guard_fresh", False):
             return
-        entry = self._hold(dbapi_connection)
+        entry = self._hold(dbapi_connection, waiting=True)
         try:
             alive = self._dialect.do_ping(dbapi_connection)
         except Exception:  # noqa: BLE001 - a ping that fails in any way: a dead connection
@@ -265,6 +276,32 @@ class StallGuard:
         if "stall_guard" not in fairy.info:
             fairy.info["stall_guard"] = self._hold(fairy.dbapi_connection)
 
+    def _on_send(self, connection: Any, *_args: Any) -> None:
+        entry = self._entry(connection)
+        if entry is not None:
+            entry.waiting_since = time.monotonic()
+
+    def _on_commit_or_rollback(self, connection: Any) -> None:
+        # Fired before the round trip; what follows is the connection's return to the pool
+        # (which ends the watch) or its next statement (which restarts the clock).
+        self._on_send(connection)
+
+    def _on_answer(self, connection: Any, *_args: Any) -> None:
+        entry = self._entry(connection)
+        if entry is not None:
+            entry.waiting_since = None
+
+    def _on_error(self, context: Any) -> None:
+        if context.connection is not None:
+            self._on_answer(context.connection)
+
+    @staticmethod
+    def _entry(connection: Any) -> _Held | None:
+        # An invalidated or closed Connection would try to reconnect for its ``info``.
+        if connection.invalidated or connection.closed:
+            return None
+        return connection.info.get("stall_guard")
+
     def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
         entry = record.info.pop("stall_guard", None)
         if entry is not None:
@@ -272,8 +309,8 @@ class StallGuard:
 
     # -- the watchdog ------------------------------------------------------------------------
 
-    def _hold(self, dbapi_connection: Any) -> _Held:
-        entry = _Held(dbapi_connection, time.monotonic() + self.timeout_s)
+    def _hold(self, dbapi_connection: Any, *, waiting: bool = False) -> _Held:
+        entry = _Held(dbapi_connection, time.monotonic() if waiting else None)
         with self._lock:
             self._held[entry] = None
         return entry
@@ -284,19 +321,33 @@ class StallGuard:
 
     def _watch(self) -> None:
         while not self._closed.wait(self._tick):
-            now = time.monotonic()
-            overdue = []
+            cutoff = time.monotonic() - self.timeout_s
             with self._lock:
-                for entry in self._held:
-                    if entry.deadline > now:
-                        break
-                    overdue.append(entry)
-                for entry in overdue:
-                    del self._held[entry]
-                    entry.aborted = True
-            for entry in overdue:
+                late = [
+                    entry
+                    for entry in self._held
+                    if (since := entry.waiting_since) is not None and since < cutoff
+                ]
+            for entry in late:
+                if _answered(entry.connection):
+                    continue  # the answer is there; the thread has not read it yet
+                with self._lock:
+                    if self._held.pop(entry, "gone") is not None:
+                        continue  # released meanwhile
+                entry.aborted = True
                 self.cut += 1
                 _cut(entry.connection, self.timeout_s)
+
+
+def _answered(dbapi_connection: Any) -> bool:
+    """Whether a network connection has bytes waiting to be read (False for SQLite)."""
+    if hasattr(dbapi_connection, "interrupt"):
+        return False
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except Exception:  # noqa: BLE001 - closed meanwhile
+        return False
+    return bool(readable)
 
 
 def _cut(dbapi_connection: Any, timeout_s: float) -> None:
