@@ -602,6 +602,12 @@ def register_model(
     :class:`VersionExistsError` naming the version when it is already registered.
     """
     begin_write(session)
+    exists = VersionExistsError(
+        f"model version {version!r} already exists. Received: version={version!r}"
+    )
+    if session.get(ModelVersion, version) is not None:
+        session.rollback()
+        raise exists
     now = utcnow()
     model = ModelVersion(
         version=version,
@@ -617,11 +623,9 @@ def register_model(
     session.add(model)
     try:
         session.flush()
-    except IntegrityError as exc:
+    except IntegrityError as exc:  # registered by another process in between
         session.rollback()
-        raise VersionExistsError(
-            f"model version {version!r} already exists. Received: version={version!r}"
-        ) from exc
+        raise exists from exc
     if activate:
         _set_active(session, version=version, now=now)
     session.commit()
