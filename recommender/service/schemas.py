@@ -419,8 +419,14 @@ class JobOut(BaseModel):
     job_id: int
     status: Literal["queued", "running", "succeeded", "failed"]
     progress: Progress
-    params: dict[str, Any]
-    metrics: dict[str, float] | None
+    params: dict[str, Any] = Field(
+        description="The request (config, test_fraction, warm_start...) and, once running, the "
+        "phases the worker resolved: [[name, epochs], ...]."
+    )
+    metrics: dict[str, float] | None = Field(
+        description="Held-out metrics of the evaluation fit (set when it ends, before the final "
+        "fit on every rating); {} when the job did not evaluate (test_fraction 0)."
+    )
     model_version: str | None
     error: str | None
     created_at: datetime
