@@ -83,5 +83,5 @@ def test_similar_items_come_from_the_seeds_planted_group() -> None:
             hits += group_of[model.item_ids[j]] == group_of[item]
             total += 1
     share = hits / total
-    # Chance is about 1 / n_groups = 0.25.
-    assert share > 0.7, share
+    # Chance is about 1 / n_groups = 0.25; measured 1.0 for several seeds and matmul dtypes.
+    assert share > 0.9, share
