@@ -46,7 +46,7 @@ from recommender import store
 from .errors import FieldError
 from .metrics import ServiceMetrics
 from .settings import Settings
-from .validation import id_problem, json_problem
+from .validation import json_problem, text_problem
 
 log = logging.getLogger(__name__)
 
@@ -460,8 +460,8 @@ class VersionExistsError(RuntimeError):
 def check_artifact(directory: Path) -> Any:
     """Load the artifact in ``directory`` for CPU serving and check that it can be served.
 
-    It must load; its item map must be non-empty, with unique ids that the API accepts
-    (1-128 characters, no NUL, no lone surrogate, no ``/``); ``W (2 * items, hidden)``,
+    It must load; its item map must be non-empty, with unique ids that the store can hold
+    (1-128 characters, no NUL, no lone surrogate); ``W (2 * items, hidden)``,
     ``a (2 * items,)``, ``b (hidden,)`` and the prior ``(items,)`` must agree with the item
     map and the config's hidden layout, and hold finite numbers. Returns the model, warmed by
     one scoring call; raises :class:`ValueError` saying what is wrong. Every retrain's
@@ -470,6 +470,7 @@ def check_artifact(directory: Path) -> Any:
     import torch
 
     from recommender.rbm import RBMRecommender
+    from recommender.store.models import ID_LENGTH
 
     directory = Path(directory)
     for name in ARTIFACT_FILES:
@@ -485,9 +486,17 @@ def check_artifact(directory: Path) -> Any:
     if not ids:
         raise ValueError("the artifact's item map is empty. Received: item_ids=[]")
     for item in ids:
-        problem = id_problem(item) if isinstance(item, str) else "ids must be text"
+        # Ids the store can hold (a retrain's ids come from it): text of 1-128 characters
+        # without NUL or lone surrogates. A "/" is allowed: `recommender import` may have
+        # stored such ids, and refusing them here would fail every retrain of that store.
+        if not isinstance(item, str):
+            problem = "ids must be text"
+        elif not 1 <= len(item) <= ID_LENGTH:
+            problem = f"ids must be 1-{ID_LENGTH} characters, got {len(item)}"
+        else:
+            problem = text_problem(item)
         if problem is not None:
-            raise ValueError(f"the artifact's item map holds an id the API cannot address "
+            raise ValueError(f"the artifact's item map holds an id the store cannot hold "
                              f"({problem}). Received: item_id={item!r}")
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
