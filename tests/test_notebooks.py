@@ -8,6 +8,7 @@ discarded, never written back. The committed files carry the outputs of a full r
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,17 @@ MOVIELENS_DIR = Path(
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = {"01_rbm_movielens.ipynb", "02_deep_learning_core.ipynb", "03_service_tour.ipynb"}
 MAX_BYTES = 1_500_000
+# Outputs of one code cell. A progress bar leaves one output per refresh in a notebook
+# (315 in 01's training cell once); progress is shown as one line updated in place instead.
+MAX_OUTPUTS_PER_CELL = 10
+# Calls that draw data on axes: their cell must name both axes.
+PLOT_CALLS = re.compile(r"\.(plot|bar|barh|scatter|hist|errorbar|step)\(")
+
+
+def _crowded_cells(notebook) -> list[tuple[int, int]]:
+    """(cell index, outputs) of the code cells with more than MAX_OUTPUTS_PER_CELL outputs."""
+    return [(i, len(cell.get("outputs", []))) for i, cell in enumerate(notebook.cells)
+            if cell.cell_type == "code" and len(cell.get("outputs", [])) > MAX_OUTPUTS_PER_CELL]
 
 
 def test_the_notebooks_are_there():
@@ -41,6 +53,21 @@ def test_committed_notebook_has_outputs_of_a_full_run(path):
     text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
                    for o in outputs)
     assert "fast mode: off" in text, "committed outputs must come from a full run"
+    assert not _crowded_cells(notebook), "cells with too many outputs (progress bars?)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_plots_label_both_axes(path):
+    notebook = nbformat.read(path, as_version=4)
+    unlabelled = []
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code" or not PLOT_CALLS.search(cell.source):
+            continue
+        for axis in ("x", "y"):
+            if not re.search(rf"set_{axis}label\(|\b{axis}label\s*=|plt\.{axis}label\(",
+                             cell.source):
+                unlabelled.append(f"cell {i}: no {axis} label")
+    assert not unlabelled, unlabelled
 
 
 @pytest.mark.timeout(300)
@@ -56,6 +83,7 @@ def test_notebook_executes_in_fast_mode(path, monkeypatch):
     client = nbclient.NotebookClient(notebook, timeout=240, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     client.execute()  # raises CellExecutionError on the first failing cell
+    assert not _crowded_cells(notebook), "a re-run leaves too many outputs (progress bars?)"
     text = "".join(o.get("text", "") for cell in notebook.cells
                    for o in cell.get("outputs", []))
     assert "fast mode: on" in text
