@@ -194,16 +194,34 @@ def _import_sqlite(engine: Engine, ratings: Any, progress: Callable[[int], None]
         # its pages from disk for every chunk. 256 MB while importing, then back.
         previous = connection.exec_driver_sql("PRAGMA cache_size").scalar()
         connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        for start in range(0, len(ratings), chunk):
-            payload = _chunk_frame(ratings, start, start + chunk).to_json(
-                orient="values", double_precision=15)
-            connection.exec_driver_sql(statement, (payload,))
-            del payload
-            if progress is not None:
-                progress(min(chunk, len(ratings) - start))
-        session.commit()
-        session.connection().exec_driver_sql(f"PRAGMA cache_size = {int(previous)}")
-        session.commit()
+        try:
+            # A first load: the secondary indexes are built once at the end (a sort) instead of
+            # taking every row's insert; the table itself is clustered on the key, which the rows
+            # arrive in. SQLite's DDL is transactional: a failure restores them with the rest.
+            restore: list[str] = []
+            empty = connection.exec_driver_sql("SELECT NOT EXISTS (SELECT 1 FROM ratings)").scalar()
+            if len(ratings) >= REBUILD_MIN and empty:
+                indexes = connection.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = 'ratings' AND sql IS NOT NULL").all()
+                for name, sql in indexes:
+                    connection.exec_driver_sql(f'DROP INDEX "{name}"')
+                    restore.append(sql)
+            for start in range(0, len(ratings), chunk):
+                payload = _chunk_frame(ratings, start, start + chunk).to_json(
+                    orient="values", double_precision=15)
+                connection.exec_driver_sql(statement, (payload,))
+                del payload
+                if progress is not None:
+                    progress(min(chunk, len(ratings) - start))
+            for sql in restore:
+                connection.exec_driver_sql(sql)
+            session.commit()
+        finally:
+            session.rollback()  # a no-op after the commit; ends a failed transaction
+            connection = session.connection()
+            connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous)}")
+            session.commit()
 
 
 def snapshot_columns(session: Any) -> Any:
