@@ -29,6 +29,11 @@ class Regularizer:
     def gradient(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
 
+    def add_gradient_(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``grad += d penalty / d x`` in place; returns ``grad``. For code that adds the
+        penalty's gradient to its own gradients: no temporary the size of ``x``."""
+        return grad.add_(self.gradient(x))
+
     def get_config(self) -> dict[str, Any]:
         return {}
 
@@ -70,6 +75,13 @@ class L1L2(Regularizer):
         if self.l1:
             return torch.sign(x).mul_(self.l1)
         return torch.zeros_like(x)
+
+    def add_gradient_(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.l2:
+            grad.add_(x, alpha=2.0 * self.l2)  # one fused pass over x
+        if self.l1:
+            grad.add_(torch.sign(x), alpha=self.l1)
+        return grad
 
     def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1, "l2": self.l2}

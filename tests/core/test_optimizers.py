@@ -118,3 +118,16 @@ def test_errors_name_the_argument_and_value():
         optimizers.SGD(momentum=1.5)
     with pytest.raises(ValueError, match="Gradient 0 has shape"):
         optimizers.SGD().apply_gradients([(torch.zeros(3), torch.zeros(2))])
+
+
+def test_sgd_uses_torchs_fused_kernel_with_the_same_steps():
+    """Momentum SGD builds torch's fused kernel on CPU; two hand-computed steps still hold:
+    b1 = g, w1 = w0 - lr*b1; b2 = m*b1 + g, w2 = w1 - lr*b2."""
+    w = torch.tensor([1.0, -2.0])
+    opt = optimizers.SGD(learning_rate=0.1, momentum=0.5)
+    g = torch.tensor([0.5, 1.0])
+    opt.apply_gradients([(g, w)])
+    assert opt._torch_opt.defaults["fused"] is True
+    torch.testing.assert_close(w, torch.tensor([0.95, -2.1]))
+    opt.apply_gradients([(g, w)])
+    torch.testing.assert_close(w, torch.tensor([0.95 - 0.1 * 0.75, -2.1 - 0.1 * 1.5]))

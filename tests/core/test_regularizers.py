@@ -45,3 +45,15 @@ def test_get_and_serialize_round_trip():
         regularizers.get("l3")
     with pytest.raises(ValueError, match="l2=-1.0"):
         regularizers.l2(-1.0)
+
+
+@pytest.mark.parametrize("reg", [regularizers.l2(0.3), regularizers.l1(0.2),
+                                 regularizers.L1L2(l1=0.1, l2=0.05), regularizers.Regularizer()])
+def test_add_gradient_in_place_equals_adding_the_gradient(reg):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 4, generator=g)
+    grad = torch.randn(5, 4, generator=g)
+    expected = grad + reg.gradient(x)
+    out = reg.add_gradient_(grad, x)
+    assert out is grad  # in place: no temporary the size of x for l1/l2
+    torch.testing.assert_close(out, expected)

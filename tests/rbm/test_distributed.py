@@ -12,9 +12,10 @@ from safetensors.torch import load_file, save_file
 from recommender.data import generate_ratings
 from recommender.rbm import RBMConfig, RBMRecommender
 
-# Mean-field CD (no hidden sampling) makes the runs comparable draw-for-draw.
+# Mean-field CD (no hidden sampling) makes the runs comparable draw-for-draw; fp32 products
+# (bf16 rounds each rank's partial products differently from one process's).
 CONFIG = RBMConfig(n_hidden=16, n_preference_hidden=8, epochs=3, batch_size=16,
-                   learning_rate=0.05, sample_hidden=False, seed=4)
+                   learning_rate=0.05, sample_hidden=False, seed=4, matmul_dtype="float32")
 
 
 def _ratings():

@@ -167,6 +167,79 @@ def test_cd_k_schedule():
     assert [config.k_at(e) for e in (0, 9, 10, 25, 31)] == [1, 1, 3, 5, 9]
 
 
+def test_batch_size_grows_with_the_users_up_to_max_batch_size():
+    config = RBMConfig()  # batch_size 128, max_batch_size 1024
+    assert [config.batch_size_for(n) for n in (10, 943, 8192, 16_000, 69_878, 480_189)] == [
+        128, 128, 128, 250, 1024, 1024]
+    assert RBMConfig(batch_size=16, max_batch_size=16).batch_size_for(69_878) == 16
+    # max_batch_size below batch_size: batch_size wins
+    assert RBMConfig(batch_size=64, max_batch_size=8).batch_size_for(69_878) == 64
+
+
+def test_optimizer_iterations_follow_the_grown_batch(planted):
+    train, _ = planted  # 300 users: 300 // 64 = 4 < batch_size, so batches of 16
+    model = RBMRecommender(SMALL.replace(epochs=1, max_batch_size=1024))
+    model.fit(train, verbose=0)
+    assert model._optimizer.iterations == -(-300 // 16)
+    model = RBMRecommender(SMALL.replace(epochs=1, batch_size=2, max_batch_size=50))
+    model.fit(train, verbose=0)  # 300 // 64 = 4 users per batch
+    assert model._optimizer.iterations == 300 // 4
+
+
+@pytest.mark.parametrize("override", [{"cd_k": 2}, {"sample_visible": True},
+                                      {"hidden_dropout": 0.2}, {"matmul_dtype": "float32"},
+                                      {"n_preference_hidden": 0}])
+def test_every_chain_keeps_the_engagement_weights_tied(planted, override):
+    """The fast CD-1 and the general chain (k > 1, sampled visible units, dropout) both
+    train the compact weights; W is rebuilt from them, tied, after every epoch."""
+    train, _ = planted
+    model = RBMRecommender(SMALL.replace(epochs=2, **override))
+    history = model.fit(train, verbose=0)
+    h_e = model.config.n_hidden
+    W3 = model.W.view(-1, 2, model.W.shape[1])
+    assert torch.equal(W3[:, 0, :h_e], W3[:, 1, :h_e])
+    assert torch.equal(W3[:, 0, :h_e], model._W_e)
+    assert torch.equal(model.W[:, h_e:], model._W_p)
+    assert all(np.isfinite(history.history["reconstruction_error"]))
+    assert history.history["epoch_cpu_seconds"][0] > 0
+
+
+def test_weights_set_between_epochs_are_trained_from():
+    """A callback that sets weights at an epoch's end (e.g. restoring the best) is honoured:
+    the next epoch starts from them, not from the training copy."""
+    seen = []
+
+    class Reset(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                W, a, b = self.model.get_weights()
+                self.model.set_weights([torch.zeros_like(W), a, b])
+            elif epoch == 1:
+                seen.append(self.model.W.abs().max().item())
+
+    ratings = generate_ratings(n_users=60, n_items=30, ratings_per_user=8, seed=2)
+    model = RBMRecommender(SMALL.replace(epochs=2, learning_rate=1e-6, momentum=0.0))
+    model.fit(ratings, verbose=0, callbacks=[Reset()])
+    assert seen[0] < 1e-4  # from zeros, one epoch of tiny steps
+
+
+def test_matmul_dtype_resolution():
+    from recommender.core import backend
+    from recommender.rbm.model import resolve_matmul_dtype
+
+    cpu = torch.device("cpu")
+    assert resolve_matmul_dtype("float32", cpu) is None
+    assert resolve_matmul_dtype("bfloat16", cpu) is torch.bfloat16
+    assert resolve_matmul_dtype("auto", cpu) is (
+        torch.bfloat16 if backend.cpu_has_fast_bfloat16() else None)
+    assert resolve_matmul_dtype("auto", torch.device("cuda")) is None  # tf32 there instead
+    with pytest.raises(ValueError, match="matmul_dtype must be 'auto', 'float32' or "
+                                         "'bfloat16'. Received: matmul_dtype='fp16'"):
+        RBMConfig(matmul_dtype="fp16")
+    with pytest.raises(ValueError, match="max_batch_size must be a positive integer"):
+        RBMConfig(max_batch_size=0)
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 def _ratings(rows):

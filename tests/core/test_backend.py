@@ -1,0 +1,77 @@
+"""core.backend: the CPU thread default and its overrides, bf16 detection."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from recommender.core import backend
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.delenv(backend.THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    yield
+    torch.set_num_threads(before)
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def test_default_threads_subtracts_the_load_of_other_processes(monkeypatch):
+    cpus = _cpus()
+    monkeypatch.setattr(backend, "_own_recent_load", lambda: 0.0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert backend.default_threads() == cpus  # idle: every CPU
+    monkeypatch.setattr(os, "getloadavg", lambda: (cpus + 3.0, 0.0, 0.0))
+    assert backend.default_threads() == 1  # every core taken: one thread, never zero
+    monkeypatch.setattr(os, "getloadavg", lambda: (cpus - 0.4, 0.0, 0.0))
+    assert backend.default_threads() == 1
+    # This process's own work counts in the load average but is not "other processes".
+    monkeypatch.setattr(backend, "_own_recent_load", lambda: cpus - 0.4)
+    assert backend.default_threads() == cpus
+
+
+def test_own_recent_load_is_a_small_non_negative_number():
+    assert 0.0 <= backend._own_recent_load() <= _cpus() + 1
+
+
+def test_configure_threads_precedence(monkeypatch):
+    monkeypatch.setattr(backend, "default_threads", lambda: 1)
+    assert backend.configure_threads() == 1
+    assert torch.get_num_threads() == 1
+    assert backend.configure_threads(2) == 2  # an explicit count wins
+    assert torch.get_num_threads() == 2
+    monkeypatch.setenv(backend.THREADS_ENV, "2")
+    torch.set_num_threads(1)
+    assert backend.configure_threads() == 2  # then the environment variable
+    monkeypatch.delenv(backend.THREADS_ENV)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(2)
+    assert backend.configure_threads() == 2  # OMP_NUM_THREADS set: torch's setting stays
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two", "1.5"])
+def test_configure_threads_refuses_a_bad_environment_value(monkeypatch, raw):
+    monkeypatch.setenv(backend.THREADS_ENV, raw)
+    with pytest.raises(ValueError, match=f"RECOMMENDER_THREADS must be a positive integer. "
+                                         f"Received: RECOMMENDER_THREADS='{raw}'"):
+        backend.configure_threads()
+
+
+def test_configure_threads_refuses_a_bad_argument():
+    with pytest.raises(ValueError, match="threads must be a positive integer. Received: "
+                                         "threads=0"):
+        backend.configure_threads(0)
+
+
+def test_bfloat16_detection_is_a_bool_and_bf16_products_work():
+    fast = backend.cpu_has_fast_bfloat16()
+    assert isinstance(fast, bool)
+    x = torch.ones(4, 3, dtype=torch.bfloat16)
+    assert torch.equal(x @ x.t(), torch.full((4, 4), 3.0, dtype=torch.bfloat16))
