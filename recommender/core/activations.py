@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from . import registry
+
 # Attribute name under which softmax/sigmoid outputs keep their logits.
 LOGITS_ATTR = "_keras_logits"
 
@@ -62,23 +64,14 @@ def get(identifier: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """Resolve ``None`` (linear), a name or a callable to an activation function."""
     if identifier is None:
         return linear
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _REGISTRY:
-            raise ValueError(
-                f"Unknown activation: {identifier!r}. Valid names: {sorted(_REGISTRY)}"
-            )
-        return _REGISTRY[key]
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret activation identifier: {identifier!r}")
+    return registry.resolve(identifier, _REGISTRY, "activation")
 
 
 def serialize(activation: Callable[[torch.Tensor], torch.Tensor]) -> str:
     """The registry name of an activation (what a saved config stores)."""
-    for name, fn in _REGISTRY.items():
-        if fn is activation:
-            return name
+    name = registry.name_of(activation, _REGISTRY)
+    if name is not None:
+        return name
     raise ValueError(
         f"Cannot serialize activation {activation!r}: only the built-in ones "
         f"{sorted(_REGISTRY)} can be saved."

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from . import registry
+
 
 def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     """Keras's rule: the last two axes are (in, out), the others the receptive field."""
@@ -138,13 +140,4 @@ def get(identifier: Any) -> Any:
     Names are kept as names by layers (that is what their config stores); this returns the
     initializer object to call.
     """
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _REGISTRY:
-            raise ValueError(
-                f"Unknown initializer: {identifier!r}. Valid names: {sorted(_REGISTRY)}"
-            )
-        return _REGISTRY[key]()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
+    return registry.resolve(identifier, _REGISTRY, "initializer", instantiate=True)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import registry
 from .activations import LOGITS_ATTR
 from .backend import EPSILON
 
@@ -95,18 +96,11 @@ _REGISTRY: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 def get(identifier: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Resolve a name (``"hinge"``) or a callable ``(y_true, y_pred) -> scalar``."""
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _REGISTRY:
-            raise ValueError(f"Unknown loss: {identifier!r}. Valid names: {sorted(_REGISTRY)}")
-        return _REGISTRY[key]
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret loss identifier: {identifier!r}")
+    return registry.resolve(identifier, _REGISTRY, "loss")
 
 
 def serialize(loss: Callable[..., torch.Tensor]) -> str:
-    for name, fn in _REGISTRY.items():
-        if fn is loss:
-            return name
+    name = registry.name_of(loss, _REGISTRY)
+    if name is not None:
+        return name
     raise ValueError(f"Cannot serialize loss {loss!r}: only built-in losses can be saved.")

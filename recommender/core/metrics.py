@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from . import registry
+
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -89,8 +91,4 @@ def get(name: str, loss_name: str | None = None,
         if output_shape is not None and output_shape[-1] == 1:
             return binary_accuracy
         return categorical_accuracy
-    if key not in _REGISTRY:
-        raise ValueError(
-            f"Unknown metric: {name!r}. Valid names: {sorted([*_REGISTRY, 'accuracy'])}"
-        )
-    return _REGISTRY[key]
+    return registry.lookup(name, _REGISTRY, "metric", valid_names=[*_REGISTRY, "accuracy"])
