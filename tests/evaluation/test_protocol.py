@@ -24,8 +24,10 @@ def test_popularity_baseline_by_hand():
 
 def test_run_protocol_on_generated_data():
     ratings = generate_ratings(n_users=200, n_items=100, ratings_per_user=20, seed=5)
+    # 200 users: batches of 32 (the default 128 would make two updates an epoch).
     result = run_protocol(ratings, k=5, config=RBMConfig(n_hidden=32, n_preference_hidden=16,
-                                                         epochs=15, learning_rate=0.05),
+                                                         epochs=15, learning_rate=0.05,
+                                                         batch_size=32),
                           verbose=0)
     rbm, pop = result["models"]["rbm"], result["models"]["popularity"]
     assert rbm["precision"] > pop["precision"]
