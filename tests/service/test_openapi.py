@@ -49,7 +49,14 @@ def test_every_error_status_is_a_documented_problem(client):
             assert "413" in responses, (method, path)
         if "{" in path:
             assert "404" in responses, (method, path)
-    assert "409" in doc["paths"]["/v1/users/{user_id}/predictions"]["get"]["responses"]
+    conflicts = [
+        ("get", "/v1/users/{user_id}/predictions"),
+        ("post", "/v1/admin/retrain"),
+        ("post", "/v1/admin/models"),
+        ("post", "/v1/admin/models/{version}/activate"),
+    ]
+    for method, path in conflicts:
+        assert "409" in doc["paths"][path][method]["responses"], (method, path)
 
 
 def test_answers_match_the_documented_problem_schema(client):

@@ -24,7 +24,12 @@ from ..validation import JobIdPath, VersionPath
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+@router.post(
+    "/retrain",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses={409: {"description": "warm_start with no active model."}},
+)
 def retrain(
     _admin: AdminDep,
     session: SessionDep,
@@ -123,7 +128,12 @@ def _model_out(m: store.ModelVersion, active: str | None) -> ModelOut:
     )
 
 
-@router.post("/models", status_code=status.HTTP_201_CREATED, response_model=ModelOut)
+@router.post(
+    "/models",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ModelOut,
+    responses={409: {"description": "A model version of this name exists."}},
+)
 def publish(
     body: PublishRequest,
     _admin: AdminDep,
@@ -153,7 +163,11 @@ def publish(
     return _model_out(row, row.version if body.activate else store.active_version(session))
 
 
-@router.post("/models/{version}/activate", response_model=Activated)
+@router.post(
+    "/models/{version}/activate",
+    response_model=Activated,
+    responses={409: {"description": "Its artifact does not load; nothing changed."}},
+)
 def activate(
     version: VersionPath, _admin: AdminDep, session: SessionDep, runtime: RuntimeDep
 ) -> Activated:
