@@ -3,6 +3,8 @@ augmentation behaviour, and bad-argument errors."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -229,3 +231,37 @@ def test_wrong_input_shape_names_the_layer():
         dense(torch.zeros(2, 5))
     with pytest.raises(ValueError, match=r"layer 'conv'.*Received: input_shape=\(None, 5, 5\)"):
         layers.Conv2D(2, 3, name="conv")(torch.zeros(2, 5, 5))
+
+
+def test_kernel_layers_with_an_input_of_the_wrong_rank_say_which_axes_they_expect():
+    conv = layers.Conv2D(2, 3, name="conv")
+    with pytest.raises(ValueError, match=re.escape(
+            "Input 0 of layer 'conv' is incompatible with the layer: expected (batch, height, "
+            "width, channels) with known channels. Received: input_shape=(None, 5, 5)")):
+        conv(torch.zeros(2, 5, 5))
+    lstm = layers.LSTM(2, name="rnn")
+    with pytest.raises(ValueError, match=re.escape(
+            "Input 0 of layer 'rnn' is incompatible with the layer: expected (batch, timesteps, "
+            "features) with known features. Received: input_shape=(None, 4)")):
+        lstm(torch.zeros(2, 4))
+
+
+def test_kernel_layers_config_lists_the_shared_options_and_rebuilds_the_layer():
+    shared = {"activation": "relu", "use_bias": False, "kernel_initializer": "ones",
+              "bias_initializer": "zeros", "kernel_regularizer": {"class_name": "l2",
+                                                                  "config": {"l2": 0.5}},
+              "bias_regularizer": None}
+    dense = layers.Dense(3, activation="relu", use_bias=False, kernel_initializer="ones",
+                         kernel_regularizer=shared["kernel_regularizer"], name="d")
+    assert {k: v for k, v in dense.get_config().items() if k in shared} == shared
+    dense(torch.zeros(1, 2))
+    assert dense.bias is None and [w.shape for w in dense.get_weights()] == [(2, 3)]
+    conv = layers.Conv2D(2, 3, activation="relu", use_bias=True, bias_initializer="ones")
+    conv(torch.zeros(1, 4, 4, 1))
+    np.testing.assert_array_equal(conv.get_weights()[1], [1.0, 1.0])
+    config = layers.LSTM(2, recurrent_initializer="zeros", recurrent_regularizer="l1",
+                         name="rnn").get_config()
+    assert config["recurrent_initializer"] == "zeros"
+    assert config["recurrent_regularizer"]["class_name"] == "l1"
+    rebuilt = layers.deserialize(layers.serialize(layers.LSTM.from_config(config)))
+    assert rebuilt.get_config() == config

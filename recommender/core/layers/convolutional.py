@@ -14,10 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import activations, regularizers
 from ..backend import normalize_tuple
 from .base import InputSpec, Layer, Shape
-from .core import _serialize_init, check_positive_int
+from .core import KernelLayer, check_positive_int
 
 
 def _check_padding(layer: str, padding: Any) -> str:
@@ -36,7 +35,7 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
     return total // 2, total - total // 2
 
 
-class Conv2D(Layer):
+class Conv2D(KernelLayer):
     """2-D cross-correlation (no kernel flip), as Keras's Conv2D.
 
     ``get_weights()`` gives the kernel as ``(kh, kw, in_channels, filters)``; it is stored as
@@ -54,31 +53,17 @@ class Conv2D(Layer):
         self.strides = normalize_tuple(strides, 2, "strides")
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate")
         self.padding = _check_padding(self.name, padding)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._init_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                  kernel_regularizer, bias_regularizer)
 
     def build(self, input_shape: Shape) -> None:
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(
-                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected "
-                f"(batch, height, width, channels) with known channels. "
-                f"Received: input_shape={input_shape}"
-            )
-        channels = input_shape[-1]
+        channels = self._known_last_axis(input_shape, ("batch", "height", "width", "channels"))
         kh, kw = self.kernel_size
         self.add_weight("kernel", (kh, kw, channels, self.filters), self.kernel_initializer,
                         self.kernel_regularizer)
         with torch.no_grad():  # Keras (kh, kw, in, out) -> torch (out, in, kh, kw)
             self.kernel.data = self.kernel.data.permute(3, 2, 0, 1).contiguous()
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                        self.bias_regularizer)
-        else:
-            self.bias = None
+        self._add_bias(self.filters)
         self.input_spec = InputSpec(ndim=4, axes={-1: channels})
 
     def _to_keras(self, name: str, value: torch.Tensor) -> torch.Tensor:
@@ -112,12 +97,7 @@ class Conv2D(Layer):
             "strides": list(self.strides),
             "padding": self.padding,
             "dilation_rate": list(self.dilation_rate),
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": _serialize_init(self.kernel_initializer),
-            "bias_initializer": _serialize_init(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            **self._kernel_options_config(),
         }
 
 

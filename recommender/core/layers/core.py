@@ -27,7 +27,49 @@ def _serialize_init(identifier: Any) -> Any:
     raise ValueError(f"Only initializers given by name can be saved. Received: {identifier!r}")
 
 
-class Dense(Layer):
+class KernelLayer(Layer):
+    """What Dense, Conv2D, SimpleRNN and LSTM share: an activation, a kernel and an optional
+    bias, with their initializers and regularizers."""
+
+    def _init_kernel_options(self, activation: Any, use_bias: bool, kernel_initializer: Any,
+                             bias_initializer: Any, kernel_regularizer: Any,
+                             bias_regularizer: Any) -> None:
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer  # kept as given: the config stores names
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _known_last_axis(self, input_shape: Shape, axes: tuple[str, ...]) -> int:
+        """The size of the last axis of an input whose axes are ``axes``, which must be known."""
+        if len(input_shape) != len(axes) or input_shape[-1] is None:
+            raise ValueError(
+                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected "
+                f"({', '.join(axes)}) with known {axes[-1]}. Received: input_shape={input_shape}"
+            )
+        return input_shape[-1]
+
+    def _add_bias(self, size: int) -> None:
+        """``self.bias`` of shape ``(size,)``, or None without ``use_bias``."""
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (size,), self.bias_initializer,
+                                        self.bias_regularizer)
+        else:
+            self.bias = None
+
+    def _kernel_options_config(self) -> dict[str, Any]:
+        return {
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": _serialize_init(self.kernel_initializer),
+            "bias_initializer": _serialize_init(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+        }
+
+
+class Dense(KernelLayer):
     """``output = activation(inputs @ kernel + bias)`` on the last axis; kernel ``(in, units)``."""
 
     def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
@@ -37,12 +79,8 @@ class Dense(Layer):
         super().__init__(**kwargs)
         self.units = check_positive_int(self.name, "units", units)
         self._activation_id = activation
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._init_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                  kernel_regularizer, bias_regularizer)
 
     def build(self, input_shape: Shape) -> None:
         in_dim = input_shape[-1]
@@ -53,11 +91,7 @@ class Dense(Layer):
             )
         self.kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer,
                                       self.kernel_regularizer)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
-                                        self.bias_regularizer)
-        else:
-            self.bias = None
+        self._add_bias(self.units)
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
 
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
@@ -73,12 +107,7 @@ class Dense(Layer):
         return {
             **super().get_config(),
             "units": self.units,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": _serialize_init(self.kernel_initializer),
-            "bias_initializer": _serialize_init(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            **self._kernel_options_config(),
         }
 
 

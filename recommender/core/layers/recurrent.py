@@ -14,11 +14,11 @@ from typing import Any
 import torch
 
 from .. import activations, regularizers
-from .base import InputSpec, Layer, Shape
-from .core import _serialize_init, check_positive_int
+from .base import InputSpec, Shape
+from .core import KernelLayer, _serialize_init, check_positive_int
 
 
-class _Recurrent(Layer):
+class _Recurrent(KernelLayer):
     """Shared configuration and weights of SimpleRNN and LSTM."""
 
     gates = 1  # blocks of ``units`` columns in the kernels
@@ -31,35 +31,21 @@ class _Recurrent(Layer):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = check_positive_int(self.name, "units", units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
+        self._init_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                  kernel_regularizer, bias_regularizer)
         self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.return_sequences = bool(return_sequences)
 
     def build(self, input_shape: Shape) -> None:
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(
-                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected "
-                f"(batch, timesteps, features) with known features. "
-                f"Received: input_shape={input_shape}"
-            )
-        features = input_shape[-1]
+        features = self._known_last_axis(input_shape, ("batch", "timesteps", "features"))
         width = self.gates * self.units
         self.kernel = self.add_weight("kernel", (features, width), self.kernel_initializer,
                                       self.kernel_regularizer)
         self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
                                                 self.recurrent_initializer,
                                                 self.recurrent_regularizer)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (width,), self.bias_initializer,
-                                        self.bias_regularizer)
-        else:
-            self.bias = None
+        self._add_bias(width)
         self.input_spec = InputSpec(ndim=3, axes={-1: features})
 
     def _input_projection(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -76,14 +62,9 @@ class _Recurrent(Layer):
         return {
             **super().get_config(),
             "units": self.units,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": _serialize_init(self.kernel_initializer),
+            **self._kernel_options_config(),
             "recurrent_initializer": _serialize_init(self.recurrent_initializer),
-            "bias_initializer": _serialize_init(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "return_sequences": self.return_sequences,
         }
 
