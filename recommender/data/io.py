@@ -190,10 +190,37 @@ def read_ratings(path: str | Path, *, rating_min: float | None = None,
         ratings = _read_pandas(path, layout, encoding)
     low = -np.inf if rating_min is None else rating_min
     high = np.inf if rating_max is None else rating_max
-    found = first_bad_row(ratings, rating_min=low, rating_max=high)
-    if found is not None:
-        _raise_at_record(path, layout, encoding, *found)
+    found = [first_bad_row(ratings, rating_min=low, rating_max=high), _first_bad_id(ratings)]
+    found = [f for f in found if f is not None]
+    if found:
+        _raise_at_record(path, layout, encoding, *min(found))
     return ratings
+
+
+def _first_bad_id(ratings: Ratings) -> tuple[int, str] | None:
+    """``(row, message)`` for the first row whose user or item id the HTTP API would refuse
+    (:func:`recommender.service.validation.id_problem`: 1-128 characters, no NUL, no lone
+    surrogate, no '/'), so that every id the store holds can be addressed through the API.
+    Checked once per distinct id (the categories), then mapped to the rows through the codes."""
+    from recommender.service.validation import id_problem
+
+    first: tuple[int, str] | None = None
+    for field, ids, codes in (("user", ratings.user_ids, ratings.user_codes),
+                              ("item", ratings.item_ids, ratings.item_codes)):
+        problems = [id_problem(str(value)) for value in ids]
+        bad = np.fromiter((p is not None and len(value) > 0 for p, value in zip(
+            problems, ids, strict=True)), dtype=bool, count=len(ids))  # empty: first_bad_row's
+        if not bad.any():
+            continue
+        rows = bad[codes]
+        row = int(np.argmax(rows))
+        if not rows[row] or (first is not None and first[0] <= row):
+            continue
+        value = str(ids[codes[row]])
+        shown = value if len(value) <= 40 else f"{value[:40]}... ({len(value)} characters)"
+        first = (row, f"{field} id: {problems[codes[row]]}. Received: "
+                      f"{field}={shown.encode('utf-8', 'backslashreplace').decode()!r}")
+    return first
 
 
 def _read_pyarrow(path: Path, layout: _Layout, encoding: str) -> Ratings:
