@@ -237,7 +237,11 @@ class AnonymousRequest(RequestModel):
         max_length=MAX_BATCH,
         description="The visitor's ratings (none: the popular list).",
     )
-    k: int = Field(default=10, ge=1, le=1000, description="How many items to return.")
+    k: int = Field(
+        default=10, ge=1, le=1000,
+        description="How many items to return; when omitted, RECOMMENDER_DEFAULT_K (10 unless "
+        "the deployment sets it).",
+    )
     exclude: list[Id] = Field(
         default_factory=list, max_length=1000, description="Item ids never to return."
     )
