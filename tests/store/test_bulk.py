@@ -144,3 +144,33 @@ def test_a_first_load_rebuilds_the_indexes_and_keeps_them(engine: Engine, sessio
     with sessions() as session:
         assert store.user_ratings(session, user_id="u1")["i1"] == 5.0
         assert store.count_ratings(session) == 143
+
+
+def test_postgresql_snapshot_in_parallel_user_ranges(engine: Engine, sessions) -> None:
+    """PostgreSQL reads disjoint user ranges (split at the planner's histogram) on their own
+    connections from the session's exported snapshot: the same table as one range, in key
+    order, and a rating written after the snapshot began is not in it."""
+    from sqlalchemy import text
+
+    from recommender.store import bulk
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite reads one cursor")
+    rows = [(f"u{n:03d}", ODD_IDS[n % len(ODD_IDS)], 1.0 + n % 5, n) for n in range(600)]
+    ratings = Ratings.from_records(rows)
+    import_ratings(engine, ratings)
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE ratings"))
+    with sessions() as session:
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        assert len(bulk._user_bounds(cursor, 3)) == 2  # three ranges
+        session.execute(text("SELECT 1 FROM ratings LIMIT 1"))  # the snapshot starts here
+        with sessions() as writer:
+            store.upsert_ratings(writer, ratings=[RatingRow("u999", "late", 3.0, 1)])
+            writer.commit()
+        snapshot = bulk._snapshot_postgresql(session, parts=3)
+        whole = bulk._snapshot_postgresql(session, parts=1)
+    assert snapshot.fingerprint() == ratings.fingerprint() == whole.fingerprint()
+    assert list(zip(snapshot.users.tolist(), snapshot.items.tolist(), snapshot.values.tolist(),
+                    snapshot.timestamps.tolist(), strict=True)) == sorted(rows)
