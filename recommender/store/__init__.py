@@ -1,9 +1,13 @@
-"""The SQL store: tables (SQLAlchemy 2 typed ORM), engines and sessions, and the queries.
+"""The SQL store: tables (SQLAlchemy 2 typed ORM), engines and sessions, and the queries,
+one module per resource: :mod:`.ratings`, :mod:`.items` (the catalogue), :mod:`.jobs`
+(training jobs), :mod:`.versions` (model versions and the active one); :mod:`.bulk` moves
+ratings as columns (import, snapshot).
 
 SQLite file by default, PostgreSQL in production; the schema is made only by the Alembic
 migrations (:func:`upgrade_database`).
 """
 
+from .cursor import decode_cursor, encode_cursor
 from .engine import (
     DEFAULT_DATABASE_URL,
     begin_write,
@@ -11,43 +15,41 @@ from .engine import (
     make_reader_factory,
     make_session_factory,
 )
-from .migrate import upgrade_database
-from .models import ActiveModel, Base, Item, JobStatus, ModelVersion, Rating, TrainingJob
-from .queries import (
-    ItemRow,
-    NotFoundError,
-    RatingRow,
-    VersionExistsError,
-    activate_model,
-    active_version,
+from .items import ItemRow, get_item, item_titles, popular_items, upsert_items
+from .jobs import (
     claim_next_job,
-    count_ratings,
-    decode_cursor,
-    delete_user,
-    encode_cursor,
     enqueue_job,
     fail_job,
     fail_stale_jobs,
     finish_job,
-    get_item,
     get_job,
-    get_model,
     heartbeat,
-    item_titles,
-    list_models,
-    list_user_ratings,
-    new_version_name,
     open_job,
-    popular_items,
+    record_progress,
+)
+from .migrate import upgrade_database
+from .models import ActiveModel, Base, Item, JobStatus, ModelVersion, Rating, TrainingJob
+from .ratings import (
+    RatingRow,
+    count_ratings,
+    delete_user,
+    list_user_ratings,
     rating_rows,
     ratings_of_users,
-    record_progress,
     refresh_statistics,
-    register_model,
     snapshot_ratings,
-    upsert_items,
     upsert_ratings,
     user_ratings,
+)
+from .versions import (
+    NotFoundError,
+    VersionExistsError,
+    activate_model,
+    active_version,
+    get_model,
+    list_models,
+    new_version_name,
+    register_model,
 )
 
 __all__ = [

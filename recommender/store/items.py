@@ -1,6 +1,6 @@
-"""Catalogue queries: retiring items, listing them, the "new" list, co-occurrence and
-un-rating. Keyword-only; each takes a session; none commits (the caller owns the transaction,
-as everywhere in the store).
+"""Catalogue queries: writing items, retiring them, listing them, titles, the popular and
+"new" lists, co-occurrence and un-rating. Keyword-only; each takes a session; none commits
+(see the package docstring).
 
 An item is anything that has a row in ``items`` or a rating. Items without a row are active:
 retiring one writes a row with ``active = false`` (and no title).
@@ -8,7 +8,7 @@ retiring one writes a row with ``active = false`` (and no title).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,9 +17,9 @@ from sqlalchemy import delete, func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
+from .cursor import decode_cursor, encode_cursor
 from .engine import begin_write, is_postgresql
 from .models import Item, Rating, utcnow
-from .queries import decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,89 @@ class CatalogueEntry:
     metadata: dict[str, Any] | None = None
     active: bool = True
     created: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """A catalogue entry as written to the store (``None`` leaves nothing unset: see upsert)."""
+
+    item_id: str
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+    active: bool | None = None  # None: a new item is active, an existing one keeps its state
+    created: int | None = None  # unix seconds; None: a new item has none, an existing keeps its
+
+
+def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
+    """Insert or update catalogue entries; last entry per id wins.
+
+    Title and metadata are replaced; ``active`` and ``created`` only when the entry gives
+    them (a re-sent title does not bring a retired item back). One statement per group of
+    entries that set ``active`` the same way (at most three).
+    """
+    latest = {item.item_id: item for item in items}
+    if not latest:
+        return 0
+    begin_write(session)
+    now = utcnow()
+    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    groups: dict[bool | None, list[dict[str, Any]]] = {}
+    for i in (latest[key] for key in sorted(latest)):
+        groups.setdefault(i.active, []).append(
+            {
+                "item_id": i.item_id,
+                "title": i.title,
+                "metadata": i.metadata,
+                "updated_at": now,
+                "active": True if i.active is None else i.active,
+                "created": i.created,
+            }
+        )
+    for active, rows in groups.items():
+        stmt = dialect_insert(Item).values(rows)
+        set_ = {
+            "title": stmt.excluded.title,
+            "metadata": stmt.excluded.metadata,
+            "updated_at": stmt.excluded.updated_at,
+            "created": func.coalesce(stmt.excluded.created, Item.created),
+        }
+        if active is not None:
+            set_["active"] = stmt.excluded.active
+        session.execute(stmt.on_conflict_do_update(index_elements=[Item.item_id], set_=set_))
+    return len(latest)
+
+
+def get_item(session: Session, *, item_id: str) -> Item | None:
+    return session.get(Item, item_id)
+
+
+def item_titles(session: Session, *, item_ids: Iterable[str]) -> dict[str, str]:
+    """``{item_id: title}`` for those of ``item_ids`` that have a title."""
+    ids = list(item_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Item.item_id, Item.title).where(Item.item_id.in_(ids), Item.title.is_not(None))
+    ).all()
+    return {item_id: title for item_id, title in rows}
+
+
+def popular_items(
+    session: Session, *, like_threshold: float, limit: int | None
+) -> list[tuple[str, float]]:
+    """Items liked (rating >= ``like_threshold``) by the most users, with that count.
+
+    Ties break by item id so the answer is deterministic; ``limit=None`` lists them all.
+    """
+    likes = func.count().label("likes")
+    rows = session.execute(
+        select(Rating.item_id, likes)
+        .where(Rating.value >= like_threshold)
+        .group_by(Rating.item_id)
+        .order_by(likes.desc(), Rating.item_id)
+        .limit(limit)
+    ).all()
+    return [(item_id, float(n)) for item_id, n in rows]
 
 
 def item_known(session: Session, *, item_id: str) -> bool:
@@ -155,14 +238,7 @@ def _unix(value: Any) -> int:
 def like_counts(session: Session, *, like_threshold: float) -> list[tuple[str, float]]:
     """Every liked item with its number of likes, most liked first (ties by item id): the
     whole popular list, for filters that the cached head of it cannot fill."""
-    likes = func.count().label("likes")
-    rows = session.execute(
-        select(Rating.item_id, likes)
-        .where(Rating.value >= like_threshold)
-        .group_by(Rating.item_id)
-        .order_by(likes.desc(), Rating.item_id)
-    ).all()
-    return [(item_id, float(n)) for item_id, n in rows]
+    return popular_items(session, like_threshold=like_threshold, limit=None)
 
 
 def cooccurring_items(session: Session, *, item_id: str) -> list[tuple[str, int]]:
@@ -193,16 +269,21 @@ def items_by_id(session: Session, *, item_ids: Sequence[str]) -> dict[str, Item]
 
 __all__ = [
     "CatalogueEntry",
+    "ItemRow",
     "catalogue_fingerprint",
     "cooccurring_items",
     "delete_item_ratings",
     "delete_rating",
+    "get_item",
+    "item_titles",
     "item_creation_times",
     "item_known",
     "item_metadata",
     "items_by_id",
     "like_counts",
     "list_items",
+    "popular_items",
     "retired_items",
     "set_item_active",
+    "upsert_items",
 ]

@@ -1,0 +1,219 @@
+"""Training jobs: the queue, claiming, progress and heartbeats, failing and finishing.
+Keyword-only; each takes a session; none commits (see the package docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .engine import begin_write
+from .models import JobStatus, ModelVersion, TrainingJob, utcnow
+from .versions import set_active
+
+
+def open_job(session: Session, *, kind: str = "retrain") -> TrainingJob | None:
+    """The queued or running job of ``kind``, if there is one."""
+    return session.scalar(
+        select(TrainingJob).where(TrainingJob.kind == kind, TrainingJob.status.in_(JobStatus.OPEN))
+    )
+
+
+def enqueue_job(
+    session: Session, *, params: Mapping[str, Any], kind: str = "retrain"
+) -> tuple[TrainingJob, bool]:
+    """Queue a job, or return the one already queued or running: ``(job, created)``.
+
+    A partial unique index allows one open job per kind, so of two concurrent requests one
+    inserts and the other finds that job. Commits (the insert must be visible to workers).
+    """
+    for _ in range(3):
+        begin_write(session)
+        existing = open_job(session, kind=kind)
+        if existing is not None:
+            session.commit()
+            return existing, False
+        job = TrainingJob(
+            kind=kind, status=JobStatus.QUEUED, params=dict(params), created_at=utcnow()
+        )
+        session.add(job)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()  # another request queued one in between: return that one
+            continue
+        return job, True
+    raise RuntimeError("could not queue a training job: open jobs kept changing")
+
+
+def get_job(session: Session, *, job_id: int) -> TrainingJob | None:
+    return session.get(TrainingJob, job_id, populate_existing=True)
+
+
+def claim_next_job(session: Session, *, worker_id: str) -> TrainingJob | None:
+    """Atomically move the oldest queued job to ``running`` for ``worker_id``; commits.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent workers never wait on or
+    take the same row. Both dialects then flip the status with a conditional UPDATE
+    (``WHERE status = 'queued'``), which only one claimant can win.
+    """
+    begin_write(session)
+    job_id = session.scalar(
+        select(TrainingJob.id)
+        .where(TrainingJob.status == JobStatus.QUEUED)
+        .order_by(TrainingJob.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if job_id is None:
+        session.commit()
+        return None
+    now = utcnow()
+    result = session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if result.rowcount != 1:
+        return None
+    return session.get(TrainingJob, job_id, populate_existing=True)
+
+
+def record_progress(
+    session: Session,
+    *,
+    job_id: int,
+    epoch: int,
+    epochs: int,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+) -> None:
+    """Store ``epoch`` of ``epochs`` on a running job (also its heartbeat); commits.
+
+    ``params`` replaces the job's parameters (the worker adds the phases it resolved);
+    ``metrics`` stores held-out metrics known before the job ends.
+    """
+    values: dict[str, Any] = {"epoch": epoch, "epochs": epochs, "heartbeat_at": utcnow()}
+    if params is not None:
+        values["params"] = dict(params)
+    if metrics is not None:
+        values["metrics"] = dict(metrics)
+    session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.RUNNING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def heartbeat(session: Session, *, job_id: int) -> None:
+    """Tell other processes the job's worker is alive; commits."""
+    session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.RUNNING)
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def fail_job(session: Session, *, job_id: int, error: str) -> None:
+    """Mark a job failed with ``error`` (unless it already finished); commits."""
+    session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status.in_(JobStatus.OPEN))
+        .values(status=JobStatus.FAILED, error=error[:4000], finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def fail_stale_jobs(session: Session, *, stale_after: timedelta) -> list[int]:
+    """Fail running jobs whose worker stopped sending heartbeats; returns their ids; commits.
+
+    A worker beats at least every few seconds while it runs a job, so a running job without a
+    heartbeat for ``stale_after`` belongs to a process that died.
+    """
+    cutoff = utcnow() - stale_after
+    stale = list(
+        session.scalars(
+            select(TrainingJob.id).where(
+                TrainingJob.status == JobStatus.RUNNING,
+                (TrainingJob.heartbeat_at.is_(None)) | (TrainingJob.heartbeat_at < cutoff),
+            )
+        )
+    )
+    for job_id in stale:
+        fail_job(
+            session,
+            job_id=job_id,
+            error=f"worker stopped responding (no heartbeat for {stale_after.total_seconds():g} s);"
+            " the job can be queued again",
+        )
+    return stale
+
+
+def finish_job(
+    session: Session,
+    *,
+    job_id: int,
+    version: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    training_seconds: float,
+    activate: bool = True,
+) -> ModelVersion:
+    """Record the trained model, make it active and mark the job succeeded: one transaction.
+
+    Serving processes see either the old version with the job running, or the new version
+    with the job succeeded; never a half-finished switch. Commits.
+    """
+    begin_write(session)
+    now = utcnow()
+    model = ModelVersion(
+        version=version,
+        job_id=job_id,
+        params=dict(params),
+        metrics=dict(metrics),
+        n_users=n_users,
+        n_items=n_items,
+        n_ratings=n_ratings,
+        training_seconds=training_seconds,
+        created_at=now,
+    )
+    session.add(model)
+    session.flush()
+    if activate:
+        set_active(session, version=version, now=now)
+    result = session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.RUNNING)
+        .values(
+            status=JobStatus.SUCCEEDED,
+            epoch=TrainingJob.epochs,
+            metrics=dict(metrics),
+            model_version=version,
+            finished_at=now,
+            heartbeat_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        raise RuntimeError(
+            f"job {job_id} is no longer running (marked failed as stale?); "
+            f"model {version} was not activated"
+        )
+    session.commit()
+    return model
