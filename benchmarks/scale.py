@@ -368,7 +368,8 @@ def stage_serve(state: dict, args: argparse.Namespace, tmp: Path) -> dict:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = os.environ | {"RECOMMENDER_DATABASE_URL": url, "RECOMMENDER_MODEL_DIR": str(model_dir),
-                        "RECOMMENDER_RUN_WORKER": "false", "RECOMMENDER_TORCH_THREADS": "1",
+                        "RECOMMENDER_RUN_WORKER": "false",
+                        "RECOMMENDER_TORCH_THREADS": str(getattr(args, "serve_threads", 1)),
                         "RECOMMENDER_DB_POOL_SIZE": "20"}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "recommender.service.app:create_app",
@@ -453,6 +454,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk phase")
     parser.add_argument("--rounds", type=int, default=2, help="alternating wrk rounds")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--serve-threads", type=int, default=1,
+                        help="torch threads of the serving process (RECOMMENDER_TORCH_THREADS)")
     parser.add_argument("--no-serve", action="store_true", help="skip the HTTP stage")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL stages")
     parser.add_argument("--workdir", type=Path, default=None,
