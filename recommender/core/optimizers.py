@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from . import registry
+
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     value = float(value)
@@ -245,18 +247,8 @@ def get(identifier: Any) -> Optimizer:
 
     A name gives a new instance with Keras's defaults.
     """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _REGISTRY:
-            raise ValueError(
-                f"Unknown optimizer: {identifier!r}. Valid names: {sorted(_REGISTRY)}"
-            )
-        return _REGISTRY[key]()
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
+    return registry.resolve(identifier, _REGISTRY, "optimizer", instance_of=Optimizer,
+                            instantiate=True, from_config=True, allow_callable=False)
 
 
 def serialize(optimizer: Optimizer) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from . import registry
+
 
 class Regularizer:
     """Base class: subclasses implement ``__call__`` and ``gradient``."""
@@ -116,20 +118,10 @@ _REGISTRY: dict[str, type[Regularizer]] = {"l1": L1, "l2": L2, "l1_l2": L1L2}
 
 def get(identifier: Any) -> Regularizer | None:
     """Resolve ``None``, a name (``"l2"``), a config dict or an instance to a regularizer."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _REGISTRY:
-            raise ValueError(
-                f"Unknown regularizer: {identifier!r}. Valid names: {sorted(_REGISTRY)}"
-            )
-        return _REGISTRY[key]()
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
+    if identifier is None:
+        return None
+    return registry.resolve(identifier, _REGISTRY, "regularizer", instance_of=Regularizer,
+                            instantiate=True, from_config=True)
 
 
 def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
