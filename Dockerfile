@@ -12,6 +12,14 @@
 # The service then trains on the GPU by itself (device="auto").
 
 ARG BASE_IMAGE=python:3.11-slim
+
+# The package as a wheel (the Alembic migrations are package data inside it).
+FROM ${BASE_IMAGE} AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY recommender ./recommender
+RUN pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /dist .
+
 FROM ${BASE_IMAGE}
 
 ARG TORCH_VERSION=2.13.0
@@ -27,16 +35,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
 WORKDIR /app
-# The dependency layer is cached until pyproject.toml changes.
-COPY pyproject.toml README.md ./
-RUN mkdir recommender && touch recommender/__init__.py \
-    && pip install -e . \
-    && rm -rf recommender recommender.egg-info
-COPY alembic.ini ./
-COPY migrations ./migrations
-COPY recommender ./recommender
-# Editable on purpose: `recommender db upgrade` finds migrations/ beside the package.
-RUN pip install --no-deps -e . \
+# Every other dependency at the versions of requirements.lock (uv pip compile output, torch
+# excluded: it came from the index above). Cached until the lock file changes.
+COPY requirements.lock ./
+RUN pip install -r requirements.lock
+# Then the package itself, from its wheel, without resolving anything again.
+COPY --from=wheel /dist /tmp/dist
+RUN pip install --no-deps /tmp/dist/recommender-*.whl \
+    && rm -rf /tmp/dist \
     && useradd --system --uid 1000 --home-dir /app recommender \
     && mkdir -p /data/models && chown -R recommender /data
 

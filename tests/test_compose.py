@@ -93,8 +93,11 @@ def test_dockerfile_installs_cpu_torch_by_default_with_a_cuda_switch():
     assert "ARG TORCH_VERSION=2.13.0" in text
     assert 'pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"' in text
     assert re.search(r"^ARG BASE_IMAGE=", text, re.MULTILINE)
-    # Editable: `recommender db upgrade` finds migrations/ beside the package.
-    assert "COPY migrations ./migrations" in text and "pip install --no-deps -e ." in text
+    # The wheel (migrations inside the package), dependencies from the lock file, no checkout.
+    assert "pip install -r requirements.lock" in text
+    assert "pip install --no-deps /tmp/dist/recommender-*.whl" in text
+    assert " -e " not in text and "COPY migrations" not in text
+    assert (REPO / "requirements.lock").is_file()
 
 
 def test_readme_configuration_table_matches_the_settings():

@@ -1,5 +1,6 @@
 """Training jobs: the queue, claiming, progress and heartbeats, failing and finishing.
-Keyword-only; each takes a session; none commits (see the package docstring).
+Keyword-only; each takes a session. The writes here are job-state transitions other processes
+must see at once, so they commit (each says so; see the package docstring).
 """
 
 from __future__ import annotations

@@ -1,39 +1,37 @@
-"""Run the Alembic migrations in ``migrations/`` programmatically (the only way the schema
-is made: ``recommender db upgrade``, tests, and the demo all come through here)."""
+"""Run the Alembic migrations programmatically (the only way the schema is made:
+``recommender db upgrade``, tests, and the demo all come through here).
+
+The migrations are package data, ``recommender/store/migrations`` (``env.py``, the template,
+``versions/``): a checkout, an editable install and a wheel all read the same files, found
+with :mod:`importlib.resources`. ``alembic.ini`` at the top of a checkout points there too,
+so the ``alembic`` command works from a checkout.
+"""
 
 from __future__ import annotations
 
-import site
-import sysconfig
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def migrations_dir() -> Path:
-    """Where the migrations are: the checkout's ``migrations/`` (development, editable
-    installs, the Docker image), else the copy a wheel installs under
-    ``<prefix>/share/recommender/migrations`` (see ``pyproject.toml``)."""
-    candidates = [
-        REPO_ROOT / "migrations",
-        Path(sysconfig.get_path("data")) / "share" / "recommender" / "migrations",
-        Path(site.getuserbase()) / "share" / "recommender" / "migrations",
-    ]
-    for candidate in candidates:
-        if (candidate / "env.py").is_file():
-            return candidate
-    searched = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"the Alembic migrations are missing. Searched: {searched}")
+    """The folder of the migrations inside the installed package."""
+    folder = resources.files(__package__) / "migrations"
+    # Alembic reads a folder on disk; pip always installs packages as files (never zipped).
+    if not isinstance(folder, Path) or not (folder / "env.py").is_file():
+        raise FileNotFoundError(
+            f"the Alembic migrations are missing from the package. Searched: {folder}"
+        )
+    return folder
 
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic config for ``database_url`` that works from any working directory."""
-    ini = REPO_ROOT / "alembic.ini"
-    config = Config(str(ini)) if ini.exists() else Config()
+    config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("path_separator", "os")  # alembic >= 1.16 warns without it
     # Passed as an attribute, not an ini option: URLs may contain '%' (configparser syntax).
     config.attributes["database_url"] = database_url
     return config

@@ -1,6 +1,6 @@
 """Typed ORM tables: ratings, items, training jobs, model versions and the active-version row.
 
-The schema itself is made only by the Alembic migrations in ``migrations/``; these classes
+The schema itself is made only by the Alembic migrations in ``store/migrations/``; these classes
 describe it for queries (and a test checks that the two agree).
 """
 

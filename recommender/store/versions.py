@@ -1,5 +1,6 @@
 """Model versions: the registry of trained models and which one is active. Keyword-only;
-each takes a session; none commits (see the package docstring).
+each takes a session. :func:`register_model` and :func:`activate_model` commit (the switch
+of the active model is its own transaction; see the package docstring).
 """
 
 from __future__ import annotations
