@@ -15,7 +15,9 @@ import pandas as pd
 import torch
 
 from ..data.ratings import Ratings, deduplicate, split_per_user
-from ..rbm.model import N_STATES, RBMRecommender
+from ..rbm.config import RBMConfig
+from ..rbm.encoding import N_STATES
+from ..rbm.model import RBMRecommender
 from .metrics import like_accuracy, ranking_metrics
 
 METRICS = ("precision", "recall", "ndcg", "map")
@@ -42,7 +44,7 @@ def evaluate_model(model: RBMRecommender, train: Ratings, test: Ratings, k: int 
         rows = rows_all[start:start + batch_size]
         x = train_sparse.dense(rows)
         xt = test_sparse.dense(rows).view(rows.numel(), -1, N_STATES)
-        scores, probs = model._scores_from_dense(x)  # (users, items), (users, items, 2)
+        scores, probs = model.scores_from_dense(x)  # (users, items), (users, items, 2)
         top = scores.topk(min(k, model.n_items), dim=1).indices
         relevant = xt.sum(dim=-1) > 0
         m = ranking_metrics(top, relevant)
@@ -147,8 +149,6 @@ def run_protocol(ratings: Ratings, *, k: int = 10, test_fraction: float = 0.25, 
                  cold_start: tuple[int, ...] = ()) -> dict[str, Any]:
     """Split, train the RBM on the training part, evaluate it and the popularity baseline
     (and, for each ``n`` in ``cold_start``, users folded in from ``n`` ratings only)."""
-    from ..rbm.config import RBMConfig
-
     config = config or RBMConfig()
     ratings = deduplicate(ratings)
     train, test = split_per_user(ratings, test_fraction=test_fraction, seed=seed)

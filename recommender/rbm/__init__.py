@@ -1,4 +1,4 @@
-"""The RBM collaborative-filtering engine (see ``model.py`` for the design)."""
+"""The RBM collaborative-filtering engine (see ``docs/rbm.md`` for the design)."""
 
 from . import functional
 from .config import RBMConfig
