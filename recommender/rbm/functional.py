@@ -116,6 +116,42 @@ def expand_mask(mask: torch.Tensor, n_states: int) -> torch.Tensor:
     return mask.repeat_interleave(n_states, dim=1)
 
 
+def dropout_mask(b: torch.Tensor, hidden_dropout: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """A 0/1 keep-mask over the hidden units, or ``None`` without dropout. One mask per call:
+    CD draws one per mini-batch (shared by every user of it), not one per user."""
+    if hidden_dropout <= 0:
+        return None
+    keep = 1.0 - hidden_dropout
+    return (torch.rand(b.shape[0], generator=generator, device=b.device) < keep).to(b.dtype)
+
+
+def gibbs_chain(ph0: torch.Tensor, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
+                k: int, n_states: int, col_mask: torch.Tensor | None = None,
+                drop: torch.Tensor | None = None, sample_visible_units: bool = False,
+                sample_hidden_units: bool = True, generator: torch.Generator | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``k`` steps h -> x -> h of block Gibbs sampling from p(h | x0) = ``ph0``.
+
+    Each step samples h ~ p(h | x) (or keeps the probabilities: mean field), computes
+    p(x | h) and samples x from it (or keeps the probabilities), zeroes the masked columns
+    (``col_mask``) and recomputes p(h | x), times the dropout mask ``drop``. Returns the last
+    visible state and its hidden probabilities ``(x_k, p(h | x_k))``.
+    """
+    ph = ph0
+    xk = ph0.new_zeros(0)
+    for _ in range(k):
+        h = sample_bernoulli(ph, generator) if sample_hidden_units else ph
+        pv = visible_probs(h, W, a, n_states)
+        xk = sample_visible(pv, n_states, generator) if sample_visible_units else pv
+        if col_mask is not None:
+            xk = xk * col_mask
+        ph = hidden_probs(xk, W, b)
+        if drop is not None:
+            ph = ph * drop
+    return xk, ph
+
+
 @dataclass
 class CDStatistics:
     """What one CD-k step measured: the gradient estimates (ascent directions) and monitors."""
@@ -147,24 +183,13 @@ def cd_k(x0: torch.Tensor, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
         raise ValueError(f"k must be >= 1. Received: k={k}")
     batch = x0.shape[0]
     col_mask = expand_mask(mask, n_states).to(x0.dtype) if mask is not None else None
-    drop = None
-    if hidden_dropout > 0:
-        keep = 1.0 - hidden_dropout
-        drop = (torch.rand(b.shape[0], generator=generator, device=b.device) < keep).to(b.dtype)
+    drop = dropout_mask(b, hidden_dropout, generator)
     ph0 = hidden_probs(x0, W, b)
     if drop is not None:
         ph0 = ph0 * drop
-    ph = ph0
-    xk = x0
-    for _ in range(k):
-        h = sample_bernoulli(ph, generator) if sample_hidden_units else ph
-        pv = visible_probs(h, W, a, n_states)
-        xk = sample_visible(pv, n_states, generator) if sample_visible_units else pv
-        if col_mask is not None:
-            xk = xk * col_mask
-        ph = hidden_probs(xk, W, b)
-        if drop is not None:
-            ph = ph * drop
+    xk, ph = gibbs_chain(ph0, W, a, b, k=k, n_states=n_states, col_mask=col_mask, drop=drop,
+                         sample_visible_units=sample_visible_units,
+                         sample_hidden_units=sample_hidden_units, generator=generator)
     inv = 1.0 / batch
     dW = torch.addmm(x0.t() @ ph0, xk.t(), ph, beta=inv, alpha=-inv)
     da = (x0 - xk).mean(dim=0)
@@ -212,21 +237,13 @@ def cd_k_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor, b: torch.T
     if k < 1:
         raise ValueError(f"k must be >= 1. Received: k={k}")
     n = batch.size
-    drop = None
-    if hidden_dropout > 0:
-        keep = 1.0 - hidden_dropout
-        drop = (torch.rand(b.shape[0], generator=generator, device=b.device) < keep).to(b.dtype)
+    drop = dropout_mask(b, hidden_dropout, generator)
     ph0 = torch.sigmoid(hidden_input_sparse(batch, W, b))
     if drop is not None:
         ph0 = ph0 * drop
-    ph = ph0
-    for _ in range(k):
-        h = sample_bernoulli(ph, generator) if sample_hidden_units else ph
-        pv = visible_probs(h, W, a, n_states)
-        xk = sample_visible(pv, n_states, generator) if sample_visible_units else pv
-        ph = hidden_probs(xk, W, b)
-        if drop is not None:
-            ph = ph * drop
+    xk, ph = gibbs_chain(ph0, W, a, b, k=k, n_states=n_states, drop=drop,
+                         sample_visible_units=sample_visible_units,
+                         sample_hidden_units=sample_hidden_units, generator=generator)
     inv = 1.0 / n
     # dW = (x0^T ph0 - xk^T ph) / n, the sparse positive term added in place (one W-sized
     # allocation: at Netflix scale W is 35,540 x hidden and W-sized passes dominate a step).
