@@ -176,6 +176,34 @@ def test_sparse_cd_equals_dense_cd(k):
         torch.testing.assert_close(getattr(sparse, name), getattr(dense, name))
 
 
+def test_sparse_cd_equals_dense_cd_with_sampling_and_dropout():
+    """Both CD-k share the Gibbs chain: sampled visible units and hidden dropout included."""
+    x = _ternary_batch()
+    W, a, b = _params(x.shape[1], 6, seed=4)
+    kwargs = dict(k=2, n_states=2, sample_visible_units=True, hidden_dropout=0.5)
+    dense = Fn.cd_k(x, W, a, b, generator=torch.Generator().manual_seed(9), **kwargs)
+    sparse = Fn.cd_k_sparse(_sparse_batch(x), W, a, b,
+                            generator=torch.Generator().manual_seed(9), **kwargs)
+    for name in ("dW", "da", "db", "reconstruction_error", "x_k", "h_0", "h_k"):
+        torch.testing.assert_close(getattr(sparse, name), getattr(dense, name))
+
+
+def test_hidden_dropout_draws_one_mask_per_mini_batch():
+    """A dropped hidden unit is off for every user of the batch: its column of p(h | x0),
+    p(h | x_k), dW and db is exactly zero; kept units are untouched."""
+    x = _ternary_batch()
+    W, a, b = _params(x.shape[1], 8, seed=5)
+    mask = Fn.dropout_mask(b, 0.5, torch.Generator().manual_seed(3))
+    stats = Fn.cd_k(x, W, a, b, k=1, n_states=2, hidden_dropout=0.5,
+                    generator=torch.Generator().manual_seed(3))
+    dropped = mask == 0
+    assert 0 < int(dropped.sum()) < 8  # this seed drops some units and keeps some
+    assert (stats.h_0[:, dropped] == 0).all() and (stats.h_k[:, dropped] == 0).all()
+    assert (stats.dW[:, dropped] == 0).all() and (stats.db[dropped] == 0).all()
+    torch.testing.assert_close(stats.h_0[:, ~dropped], Fn.hidden_probs(x, W, b)[:, ~dropped])
+    assert Fn.dropout_mask(b, 0.0) is None
+
+
 def test_sparse_conditional_cd_equals_the_dense_masked_chain():
     """Dense reference: resample liked vs disliked of rated units only, mask the rest."""
     x = _ternary_batch(seed=3)

@@ -335,6 +335,29 @@ def _expected_scores(model, users) -> torch.Tensor:
     return torch.sigmoid(shrunk).float().masked_fill(rated, float("-inf"))
 
 
+def test_public_dense_scores_equal_the_serving_path(trained):
+    """scores_from_dense (the textbook reference, used by evaluation) and score_items (the
+    sparse serving path through the rearranged weights) give the same ranking scores, and its
+    state probabilities are _state_probs'."""
+    model, _ = trained
+    users = [{"i0": 5, "i4": 2}, {"i7": 4}, {}]
+    x = model.encode_mappings(users)
+    scores, probs = model.scores_from_dense(x)
+    torch.testing.assert_close(scores, model.score_items(users))
+    torch.testing.assert_close(scores, _expected_scores(model, users))
+    torch.testing.assert_close(probs, model._state_probs(x))
+
+
+def test_every_attribute_is_born_in_init(planted):
+    """initialize() gives attributes values; it creates none that __init__ did not declare."""
+    train, _ = planted
+    model = RBMRecommender(SMALL, epochs=1)
+    declared = set(vars(model))
+    model.fit(train, verbose=0)
+    model.recommend([{"i0": 5}], k=3)  # fills the serving cache
+    assert set(vars(model)) == declared
+
+
 def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained):
     model, _ = trained
     users = [{"i0": 5, "i4": 2}, {"i7": 4}, {}]
