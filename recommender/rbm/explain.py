@@ -1,7 +1,7 @@
 """Why an item was recommended: the user's rated items that raised its score, through the
 hidden units; and which hidden units a user's ratings switch on.
 
-The ranking score of item ``j`` is its log-odds of being rated (``model.py``). The engagement
+The ranking score of item ``j`` is its log-odds of being rated (``scoring.py``). The engagement
 hidden units ``h`` have tied weights ``w_jh`` (equal for the liked and disliked state), so
 their part of the log-odds is exactly ``t_j = sum_h p_h w_jh`` with ``p_h = sigmoid(c_h)``
 and ``c_h = b_h + sum_i w_{i s_i h}`` over the user's rated items ``i`` in states ``s_i``.

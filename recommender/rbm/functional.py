@@ -8,7 +8,7 @@ indicator columns, all zero for the reference state, so a batch of visible vecto
 * ``S = 1`` is the textbook Bernoulli RBM: the indicator is the binary value v_i itself, and
   p(v_i=1|h) = sigmoid(a_i + sum_j h_j w_ij).
 * ``S = 2`` is the recommender's ternary unit: reference = "unrated", then "disliked",
-  "liked" (see ``rbm.model`` for why).
+  "liked" (see ``docs/rbm.md`` for why).
 
 Energy  E(x, h) = -x.a - h.b - x W h^T
 p(h_j = 1 | x) = sigmoid(b_j + (x W)_j)

@@ -1,7 +1,7 @@
 """Item-item similarity from a trained RBM: the cosine of the items' engagement weights.
 
 Every item has one row of engagement weights ``W[item, :n_hidden]`` (tied across its liked
-and disliked states, see ``model.py``): how much rating the item switches each engagement
+and disliked states, see ``docs/rbm.md``): how much rating the item switches each engagement
 hidden unit on. Two items with parallel rows are rated by the same kind of user, so the
 cosine of the rows is the similarity ``GET /v1/items/{id}/similar`` answers.
 
