@@ -3,8 +3,9 @@
 :meth:`TrainingMixin.fit` encodes the ratings, :meth:`~TrainingMixin.initialize` creates the
 parameters and the training state in one place, then each epoch walks shuffled mini-batches
 (:meth:`~TrainingMixin.run_epoch`, :meth:`~TrainingMixin.train_step`). The statistics are
-those of ``rbm/functional.py``: the fast ``structured_cd1`` for plain CD-1, the reference
-``cd_k_sparse`` + ``conditional_cd_sparse`` otherwise. See ``docs/rbm.md`` for the model.
+the fused ``structured.structured_cd1`` for plain CD-1 and the reference ``cd_k_sparse`` +
+``conditional_cd_sparse`` of ``rbm/functional.py`` otherwise (k > 1, sampled visible units,
+hidden dropout). See ``docs/rbm.md`` for the model.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from . import functional as Fn
 from .distributed import Shard
 from .encoding import N_STATES, SparseRatings
 from .ranking import ranking_metrics
+from .structured import structured_cd1
 
 if TYPE_CHECKING:
     from .model import RBMRecommender
@@ -159,14 +161,14 @@ class TrainingMixin:
 
     def _statistics(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator) -> list:
         """[dW_e, dW_p, da, db, reconstruction error]: CD ascent directions of the training
-        weights (see ``Fn.structured_cd1``)."""
+        weights (see ``structured.structured_cd1``)."""
         cfg = self.config
         if batch.size == 0:  # a rank with no rows in this global batch still joins the reduce
             return [torch.zeros_like(self._W_e), torch.zeros_like(self._W_p),
                     torch.zeros_like(self.a), torch.zeros_like(self.b),
                     torch.zeros((), device=self.device)]
         if k == 1 and not cfg.sample_visible and cfg.hidden_dropout == 0:
-            s = Fn.structured_cd1(batch, self._W_e, self._W_p, self.a, self.b,
+            s = structured_cd1(batch, self._W_e, self._W_p, self.a, self.b,
                                   sample_hidden_units=cfg.sample_hidden,
                                   matmul_dtype=self._matmul_dtype, generator=generator)
             return [s.dW_e, s.dW_p, s.da, s.db, s.reconstruction_error]

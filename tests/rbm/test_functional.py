@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from recommender.rbm import functional as Fn
+from recommender.rbm.structured import structured_cd1
 
 
 def _all_binary(n):
@@ -249,7 +250,7 @@ def test_structured_cd1_equals_the_reference_functions(n_e, n_p, sample):
     units = W_e.shape[0]
     batch = _sparse_batch(x)
     W = torch.cat([W_e.repeat_interleave(2, dim=0), W_p], dim=1)  # (units * 2, hidden)
-    fast = Fn.structured_cd1(batch, W_e, W_p, a, b, sample_hidden_units=sample,
+    fast = structured_cd1(batch, W_e, W_p, a, b, sample_hidden_units=sample,
                              generator=torch.Generator().manual_seed(5))
     ref = Fn.cd_k_sparse(batch, W, a, b, k=1, n_states=2, sample_hidden_units=sample,
                          generator=torch.Generator().manual_seed(5))
@@ -284,8 +285,8 @@ def test_structured_cd1_in_bfloat16_stays_close_to_fp32():
     W_p = torch.randn(units * 2, 8, **f32) * 0.1
     a = torch.randn(units * 2, **f32) - 2.0
     b = torch.randn(24, **f32) * 0.1
-    exact = Fn.structured_cd1(batch, W_e, W_p, a, b, sample_hidden_units=False)
-    fast = Fn.structured_cd1(batch, W_e, W_p, a, b, sample_hidden_units=False,
+    exact = structured_cd1(batch, W_e, W_p, a, b, sample_hidden_units=False)
+    fast = structured_cd1(batch, W_e, W_p, a, b, sample_hidden_units=False,
                              matmul_dtype=torch.bfloat16)
     for name in ("dW_e", "dW_p", "da", "db", "reconstruction_error"):
         want, got = getattr(exact, name), getattr(fast, name)
