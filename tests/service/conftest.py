@@ -24,7 +24,10 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         job_heartbeat_s=0.5,
         model_poll_interval_s=0.2,
         popular_cache_s=0,
-        db_timeout_s=1.0,
+        # The default. A shorter one turned a healthy write that waited behind another on a
+        # loaded machine into a 503 (seen at load average ~11); the tests about timeouts set
+        # their own.
+        db_timeout_s=5.0,
         train_config=TINY_RBM,
         min_ratings_to_train=1,
         # Process-wide tunings meant for a server, not for a pytest process that goes on to

@@ -100,7 +100,7 @@ def test_without_api_keys_the_v1_routes_are_open(client: TestClient) -> None:
 
 
 def test_database_down_answers_503_and_writes_nothing(make_client, db_url: str) -> None:
-    with make_client() as client:
+    with make_client(db_timeout_s=1.0) as client:
         row = {"user_id": "u", "item_id": "a", "rating": 4}
         assert client.post("/v1/ratings", json=row).status_code == 200
         batch = {"ratings": [{"user_id": "u", "item_id": f"b{n}", "rating": 3} for n in range(50)]}
