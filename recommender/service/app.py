@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import torch
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -31,8 +32,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.torch_threads:
-            import torch
-
             torch.set_num_threads(settings.torch_threads)
         runtime = Runtime.build(settings, metrics)
         app.state.runtime = runtime

@@ -14,9 +14,12 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+
+from recommender.rbm.config import RBMConfig
 
 from .validation import Id, JsonObject, Title
 
@@ -342,10 +345,18 @@ class RetrainRequest(RequestModel):
         }
     )
 
-    config: dict[str, Any] = Field(
+    # The schema (every hyper-parameter with its bounds and default) is RBMConfig's own; the
+    # values stay a plain dict of overrides here (what the job row stores) and are validated
+    # by RBMConfig itself when the job is queued (service.training.rbm_config), together with
+    # the service's rating scale, so a bad one is a 422 naming config.<field>.
+    config: Annotated[
+        dict[str, Any],
+        WithJsonSchema({**RBMConfig.model_json_schema(), "title": "RBMConfig overrides"}),
+    ] = Field(
         default_factory=dict,
         description='RBMConfig overrides, e.g. {"n_hidden": 64, "epochs": 20}. Numbers must '
-        "be finite, also inside `extra`.",
+        "be finite, also inside `extra`. The rating scale and like threshold default to the "
+        "service's settings.",
     )
     test_fraction: float | None = Field(
         default=None,

@@ -16,6 +16,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recommender import store
+from recommender.rbm import RBMRecommender
 
 from .catalogue import NO_FILTER, Catalogue, ItemFilter, Skipped
 from .metrics import ServiceMetrics
@@ -31,15 +32,13 @@ class LoadedModel:
     """A model ready to serve, with the version it came from."""
 
     version: str
-    model: Any  # recommender.rbm.RBMRecommender
+    model: RBMRecommender
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def load_artifact(directory: Path) -> Any:
+def load_artifact(directory: Path) -> RBMRecommender:
     """Load an RBM artifact for CPU serving, warmed by one scoring call (which also builds
     its serving weights) so that the first batch after a swap pays for neither."""
-    from recommender.rbm import RBMRecommender
-
     model = RBMRecommender.load(directory, device="cpu")
     model.recommend([{}], k=1)
     return model

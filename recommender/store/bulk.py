@@ -22,11 +22,19 @@ the queries module.
 from __future__ import annotations
 
 import io
+import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from recommender.data.ratings import Ratings, latest_per_pair
 
 from .engine import begin_write, is_postgresql
 
@@ -48,7 +56,6 @@ def import_ratings(engine: Engine, ratings: Any, *,
     ``progress(n)`` is called after each chunk of ``n`` rows is written. Nothing is written
     when anything fails (the transaction rolls back).
     """
-    from recommender.data.ratings import latest_per_pair
 
     keep = latest_per_pair(ratings)
     if keep is not None:
@@ -71,7 +78,6 @@ def import_ratings(engine: Engine, ratings: Any, *,
 def _chunk_frame(ratings: Any, start: int, stop: int):
     """Rows ``start:stop`` as a DataFrame of ids (references to the category strings, not new
     objects), values and timestamps."""
-    import pandas as pd
 
     window = slice(start, stop)
     return pd.DataFrame({
@@ -88,8 +94,6 @@ def _import_postgresql(engine: Engine, ratings: Any, progress: Callable[[int], N
     load) of at least ``REBUILD_MIN`` rows, COPY straight into ``ratings`` with its indexes
     dropped and rebuilt at the end (a sort per index instead of 10M scattered inserts:
     ~5x faster). Either way one transaction."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     users = pa.array(ratings.user_ids.tolist(), type=pa.string())
     items = pa.array(ratings.item_ids.tolist(), type=pa.string())
@@ -176,9 +180,7 @@ def _restore_indexes(cursor: Any, statements: list[str]) -> None:
 
 def _import_sqlite(engine: Engine, ratings: Any, progress: Callable[[int], None] | None,
                    chunk: int) -> None:
-    import sqlite3
 
-    from sqlalchemy.orm import Session
 
     if sqlite3.sqlite_version_info >= (3, 38):  # ->> is ~30 % faster than json_extract
         fields = "value ->> 0, value ->> 1, value ->> 2, value ->> 3"
@@ -258,9 +260,7 @@ def _snapshot_postgresql(session: Any, parts: int | None = None) -> Any:
     """The ratings of ``parts`` disjoint user ranges (split at the planner's histogram of
     ``user_id``), each read by its own connection and thread from the session's snapshot
     (``pg_export_snapshot``), then joined in key order."""
-    from concurrent.futures import ThreadPoolExecutor
 
-    from recommender.data.ratings import Ratings
 
     connection = session.connection()
     cursor = connection.connection.dbapi_connection.cursor()
@@ -349,7 +349,6 @@ def _read_range(cursor: Any, low: str | None, high: str | None) -> tuple:
 def _decode_ids(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
     """NUL-terminated UTF-8 ids -> ``(codes, categories)`` (pyarrow's dictionary encoding in
     C: no Python object per id occurrence)."""
-    import pyarrow as pa
 
     if n == 0:
         return np.empty(0, np.int32), np.empty(0, dtype=object)
@@ -365,9 +364,7 @@ def _decode_ids(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _snapshot_sqlite(session: Any) -> Any:
-    import pandas as pd
 
-    from recommender.data.ratings import Ratings
 
     cursor = session.connection().connection.dbapi_connection.cursor()
     cursor.execute("SELECT user_id, item_id, value, timestamp FROM ratings "

@@ -7,7 +7,6 @@ from fastapi import APIRouter, HTTPException, status
 from recommender import store
 
 from ..deps import AdminDep, RuntimeDep, SessionDep, SettingsDep
-from ..jobs import WARM_START_EPOCHS, VersionExistsError, publish_model, rbm_config
 from ..schemas import (
     Activated,
     JobAccepted,
@@ -19,6 +18,7 @@ from ..schemas import (
     RetrainRequest,
 )
 from ..serving import LoadedModel
+from ..training import WARM_START_EPOCHS, VersionExistsError, publish_model, rbm_config
 from ..validation import JobIdPath, VersionPath
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -74,7 +74,7 @@ def get_job(job_id: JobIdPath, _admin: AdminDep, session: SessionDep) -> JobOut:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
     return JobOut(
         job_id=job.id,
-        status=job.status,  # type: ignore[arg-type]
+        status=job.status,
         progress=Progress(
             epoch=job.epoch,
             epochs=job.epochs,
