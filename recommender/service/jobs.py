@@ -72,7 +72,7 @@ class JobWorker:
         settings: Settings,
         *,
         metrics: ServiceMetrics | None = None,
-        on_model_ready: Callable[[str], None] | None = None,
+        on_model_ready: Callable[[str], object] | None = None,
         on_epoch: Callable[[int, int, Mapping[str, float]], None] | None = None,
         worker_id: str | None = None,
     ) -> None:
