@@ -45,7 +45,8 @@ extrapolated from 384 / 96 / 12 timed batches after 3 warm-up batches):
 | 3. + batch 128, learning rate 0.04 (was 32, 0.01) | 4.1 s | 40 s |
 | 4. + the batch grows to n_users // 64, up to 1024 | 4.1 s | 22 s |
 
-Step 1 is ``Fn.structured_cd1``: the tied engagement logits computed once per item, no joint
+Step 1 is ``recommender.rbm.structured.structured_cd1``: the tied engagement logits computed
+once per item, no joint
 statistics for the preference units (the conditional chain trains them), the conditional
 chain's like-vs-dislike logits read off the joint ones at the rated entries (no product of its
 own), sparse CSR products for the scatter-adds, compact training weights (``W_e`` per item)
