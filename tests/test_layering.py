@@ -59,23 +59,11 @@ def _edges() -> set[tuple[str, str, str]]:
     return edges
 
 
-# A known violation, owned elsewhere: `recommender import` checks ids with the service's
-# id_problem (recommender/data/io.py, imported inside a function). The id rules belong below
-# both (data or core). Listed once here so every other assertion stays strict, and checked by
-# the strict xfail below, which turns red the moment the edge is gone: then delete both.
-KNOWN = {("data", "service", "recommender/data/io.py")}
-ALL_EDGES = _edges()
-EDGES = ALL_EDGES - KNOWN
+EDGES = _edges()
 
 
 def _from(package: str) -> set[tuple[str, str]]:
     return {(dst, file) for src, dst, file in EDGES if src == package}
-
-
-@pytest.mark.xfail(strict=True, reason="data -> service: recommender/data/io.py imports "
-                   "recommender.service.validation.id_problem; move the id rules below data")
-def test_data_does_not_import_service() -> None:
-    assert not KNOWN & ALL_EDGES
 
 
 def test_the_reader_sees_imports() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .ids import id_problem
 from .ratings import Ratings, factorize_ids, first_bad_row
 
 
@@ -199,11 +200,9 @@ def read_ratings(path: str | Path, *, rating_min: float | None = None,
 
 def _first_bad_id(ratings: Ratings) -> tuple[int, str] | None:
     """``(row, message)`` for the first row whose user or item id the HTTP API would refuse
-    (:func:`recommender.service.validation.id_problem`: 1-128 characters, no NUL, no lone
+    (:func:`recommender.data.ids.id_problem`: 1-128 characters, no NUL, no lone
     surrogate, no '/'), so that every id the store holds can be addressed through the API.
     Checked once per distinct id (the categories), then mapped to the rows through the codes."""
-    from recommender.service.validation import id_problem
-
     first: tuple[int, str] | None = None
     for field, ids, codes in (("user", ratings.user_ids, ratings.user_codes),
                               ("item", ratings.item_ids, ratings.item_codes)):

@@ -17,7 +17,6 @@ route (read, un-rated or erased). Refusing it at write time keeps every stored i
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,14 +24,14 @@ from fastapi import Path
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from recommender.store.models import ID_LENGTH
+# The id rules live below the service (recommender import applies them too); re-exported here
+# for the routers.
+from recommender.data.ids import ID_LENGTH, id_problem, text_problem  # noqa: F401
 
 if TYPE_CHECKING:  # settings imports the schemas, which import this module
     from .settings import Settings
 
 _MAX_VALUE_CHARS = 200
-# Code points no database here stores faithfully: NUL and lone (unpaired) surrogates.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 TITLE_LENGTH = 1000
 # Nesting deeper than this in item metadata is refused (Python's JSON reader and the JSON
 # writers recurse; a few hundred levels are far beyond any catalogue's needs).
@@ -81,21 +80,6 @@ def printable(value: Any) -> Any:
     return printable(repr(value))
 
 
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored (``None`` when it can)."""
-    found = _UNSTORABLE.search(value)
-    if found is None:
-        return None
-    char = found.group()
-    position = found.start()
-    if char == "\x00":
-        return f"must not contain a NUL character (found at position {position})"
-    return (
-        f"must not contain a lone UTF-16 surrogate (found {char.encode('unicode_escape').decode()}"
-        f" at position {position}): it has no UTF-8 encoding"
-    )
-
-
 def _check_text(value: str) -> str:
     problem = text_problem(value)
     if problem is not None:
@@ -112,19 +96,6 @@ def _check_id(value: str) -> str:
             "(a%2Fb reaches the server as a/b)",
         )
     return value
-
-
-def id_problem(value: str) -> str | None:
-    """Why ``value`` is not a valid id (``None`` when it is): the rules of :data:`Id`, for
-    ids that arrive outside a pydantic model (e.g. a comma-separated query parameter)."""
-    if not 1 <= len(value) <= ID_LENGTH:
-        return f"ids must be 1-{ID_LENGTH} characters, got {len(value)}"
-    problem = text_problem(value)
-    if problem is not None:
-        return problem
-    if "/" in value:
-        return "ids must not contain '/'"
-    return None
 
 
 def json_problem(value: Any, path: str = "", depth: int = 0) -> tuple[str, Any, str] | None:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ID_LENGTH = 128  # user and item ids: 1-128 characters (validated at the HTTP edge)
+from recommender.data.ids import ID_LENGTH
 
 # Explicit constraint names so migrations are reproducible on every dialect.
 NAMING_CONVENTION = {
