@@ -1,5 +1,5 @@
-"""RBM hyper-parameters, validated on construction. Defaults were tuned on MovieLens-100k
-(see the issue notes): they reach the issue's targets in well under a minute of CPU training.
+"""RBM hyper-parameters, validated on construction. The defaults and the measurements behind
+them are in docs/rbm.md.
 
 :class:`RBMConfig` is a frozen pydantic model: the same model validates the Python API,
 ``recommender train -p KEY=VALUE``, a saved ``model.json`` and the ``config`` of
@@ -109,9 +109,8 @@ class RBMConfig(BaseModel):
     # textbook like/dislike RBM (unrated items masked out). 0 disables the group.
     n_preference_hidden: Annotated[int, Field(ge=0)] = 200
     epochs: PositiveInt = 30
-    # Users per mini-batch: 128 with learning rate 0.04 (the statistics are batch means, so
-    # the rate scales with the batch: 32 and 0.01 before, the same quality on MovieLens-100k
-    # at a third of the time; see benchmarks/rbm_train.py).
+    # Users per mini-batch. The statistics are batch means, so the learning rate goes with it
+    # (docs/rbm.md).
     batch_size: PositiveInt = 128
     # Large data trains in larger batches: the batch grows to n_users // 64 (an epoch still
     # makes >= 64 updates), up to this many users; the learning rate stays (each update is
@@ -141,10 +140,8 @@ class RBMConfig(BaseModel):
         4.0, description='rating >= threshold is "liked"; within [rating_min, rating_max]')
     # Ranking shrinks each user's log-odds of rating an item toward the population's, as if the
     # population had `prior_strength` ratings' worth of say: (n * user + c * population) /
-    # (n + c) for a user with n known ratings. New users get the popular items first and their
-    # own taste as it shows (MovieLens-100k, users folded in from 1 / 3 / 5 / 10 ratings: P@10
-    # 0.132 / 0.134 / 0.136 / 0.158 instead of 0.116 / 0.120 / 0.129 / 0.153; all ratings:
-    # 0.388 either way). 0 ranks by the RBM's p(rated) alone.
+    # (n + c) for a user with n known ratings, so new users get the popular items first and
+    # their own taste as it shows (measured in docs/rbm.md). 0 ranks by the RBM's p(rated) alone.
     prior_strength: NonNegativeFloat = 5.0
     init_std: NonNegativeFloat = 0.01
     seed: int = 0
