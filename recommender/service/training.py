@@ -5,7 +5,6 @@ served, and publishing an artifact trained elsewhere."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -19,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from sqlalchemy.orm import Session
 
@@ -85,11 +85,13 @@ def train_distributed(train: Ratings, config: RBMConfig, processes: int,
     """
     with tempfile.TemporaryDirectory(prefix="recommender-ddp-") as tmp:
         ratings_path = Path(tmp) / "ratings.csv"
-        with ratings_path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["user", "item", "rating", "timestamp"])
-            writer.writerows(zip(train.users.tolist(), train.items.tolist(),
-                                 train.values.tolist(), train.timestamps.tolist(), strict=True))
+        # Columns, not a Python tuple per rating: ids go out as categoricals over the codes.
+        pd.DataFrame({
+            "user": pd.Categorical.from_codes(train.user_codes, train.user_ids),
+            "item": pd.Categorical.from_codes(train.item_codes, train.item_ids),
+            "rating": train.values,
+            "timestamp": train.timestamps,
+        }).to_csv(ratings_path, index=False, encoding="utf-8")
         out = Path(tmp) / "model"
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc-per-node={processes}", "-m", "recommender", "train",
