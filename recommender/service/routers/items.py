@@ -238,6 +238,10 @@ def retire_item(
     process at once and in every serving process within the model poll interval, with no
     retrain. Its ratings stay for training unless ``erase_ratings=true``. ``PUT`` with
     ``"active": true`` restores it. 404 for an item that is neither registered nor rated."""
+    # The check and the write share one write transaction: on SQLite a read transaction that
+    # then writes cannot wait for the lock (it fails at once with "database is locked" when
+    # another connection wrote in between), so the write lock is taken before the read.
+    store.begin_write(session)
     if not store_items.item_known(session, item_id=item_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
     store_items.set_item_active(session, item_id=item_id, active=False)
