@@ -11,7 +11,6 @@ retired set and a request's filter into a bool mask over the model's items, cach
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import weakref
@@ -25,9 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recommender.store import items as store_items
 
+from .polling import Poller
 from .validation import FieldError
-
-log = logging.getLogger(__name__)
 
 MAX_EXCLUDE = 1000  # ids in one exclude= list
 MAX_WHERE = 10  # conditions in one filter
@@ -139,8 +137,11 @@ class _State:
     generation: int = 0
 
 
-class Catalogue:
+class Catalogue(Poller):
     """Per-process catalogue state (see the module docstring)."""
+
+    thread_name = "catalogue"
+    what = "the catalogue for retired items"
 
     MAX_MASKS = 256  # cached filter masks per model
 
@@ -151,6 +152,7 @@ class Catalogue:
         poll_interval_s: float = 2.0,
         lists_ttl_s: float = 30.0,
     ) -> None:
+        super().__init__()
         self._sessions = session_factory
         self.poll_interval_s = poll_interval_s
         self.lists_ttl_s = lists_ttl_s
@@ -159,8 +161,6 @@ class Catalogue:
         # model -> {(generation, where): mask}: the masks go with the model they index.
         self._masks: weakref.WeakKeyDictionary[Any, OrderedDict] = weakref.WeakKeyDictionary()
         self._new: tuple[float, list[tuple[str, int]]] = (0.0, [])
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -251,28 +251,6 @@ class Catalogue:
         ranked = sorted(times.items(), key=lambda pair: (-pair[1], pair[0]))
         self._new = (time.monotonic() + self.lists_ttl_s, ranked)
         return ranked
-
-    # -- polling ------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll, name="catalogue", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            try:
-                self.refresh()
-            except Exception as exc:  # noqa: BLE001 - database down: try again next tick
-                log.warning("checking the catalogue for retired items failed: %s", exc)
-
 
 class Skipped(Mapping):
     """The items a fallback list (popular) must skip, as the container its ``exclude``

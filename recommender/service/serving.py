@@ -20,6 +20,7 @@ from recommender.rbm import RBMRecommender
 
 from .catalogue import NO_FILTER, Catalogue, ItemFilter, Skipped
 from .metrics import ServiceMetrics
+from .polling import Poller
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def load_artifact(directory: Path) -> RBMRecommender:
     return model
 
 
-class ModelHolder:
+class ModelHolder(Poller):
     """Holds the model this process serves and follows the active-version row.
 
     ``refresh()`` reads the active version (one primary-key lookup) and, when it changed,
@@ -53,6 +54,9 @@ class ModelHolder:
     database and the model directory, follows an activation within that delay. A load that
     fails keeps the previous model serving.
     """
+
+    thread_name = "model-holder"
+    what = "the active model version"
 
     def __init__(
         self,
@@ -63,6 +67,7 @@ class ModelHolder:
         metrics: ServiceMetrics | None = None,
         loader: Callable[[Path], Any] = load_artifact,
     ) -> None:
+        super().__init__()
         self._sessions = session_factory
         self.model_dir = Path(model_dir)
         self.poll_interval_s = poll_interval_s
@@ -72,8 +77,6 @@ class ModelHolder:
         self._lock = threading.Lock()  # one load at a time
         self._failed: dict[str, float] = {}  # version -> monotonic time of the failed load
         self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def current(self) -> LoadedModel | None:
@@ -127,28 +130,6 @@ class ModelHolder:
                 self._metrics.model_loads.labels(outcome="loaded").inc()
             self.install(loaded)
             return loaded
-
-    def start(self) -> None:
-        """Poll the active-version row in a daemon thread."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll, name="model-holder", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            try:
-                self.refresh()
-            except Exception as exc:  # noqa: BLE001 - database down: try again next tick
-                log.warning("checking the active model version failed: %s", exc)
-
 
 class PopularItems:
     """The most-liked items, cached for ``ttl_s`` seconds per process.
