@@ -191,8 +191,8 @@ def read_ratings(path: str | Path, *, rating_min: float | None = None,
         ratings = _read_pandas(path, layout, encoding)
     low = -np.inf if rating_min is None else rating_min
     high = np.inf if rating_max is None else rating_max
-    found = [first_bad_row(ratings, rating_min=low, rating_max=high), _first_bad_id(ratings)]
-    found = [f for f in found if f is not None]
+    found = [f for f in (first_bad_row(ratings, rating_min=low, rating_max=high),
+                         _first_bad_id(ratings)) if f is not None]
     if found:
         _raise_at_record(path, layout, encoding, *min(found))
     return ratings

@@ -73,6 +73,14 @@ class Ratings:
     """
 
     __slots__ = ("user_codes", "item_codes", "user_ids", "item_ids", "values", "timestamps")
+    # Declared for the type checker (annotations only: no class attribute clashes with a slot);
+    # set once in ``_set``, never again (``__setattr__`` refuses).
+    user_codes: np.ndarray  # (n,) int32 index into user_ids
+    item_codes: np.ndarray  # (n,) int32 index into item_ids
+    user_ids: np.ndarray  # (n_user_categories,) sorted str, object dtype
+    item_ids: np.ndarray  # (n_item_categories,) sorted str, object dtype
+    values: np.ndarray  # (n,) float32
+    timestamps: np.ndarray  # (n,) int64 unix seconds
 
     def __init__(self, users: Iterable, items: Iterable, values: Iterable,
                  timestamps: Iterable | None = None) -> None:
@@ -80,7 +88,8 @@ class Ratings:
         item_codes, item_ids = factorize_ids(items)
         self._set(user_codes, item_codes, user_ids, item_ids, values, timestamps)
 
-    def _set(self, user_codes, item_codes, user_ids, item_ids, values, timestamps) -> None:
+    def _set(self, user_codes: np.ndarray, item_codes: np.ndarray, user_ids: np.ndarray,
+             item_ids: np.ndarray, values: Iterable, timestamps: Iterable | None) -> None:
         values = np.asarray(values, dtype=np.float32)
         if timestamps is None:
             timestamps = np.zeros(len(values), dtype=np.int64)
@@ -102,7 +111,7 @@ class Ratings:
         object.__setattr__(self, "user_ids", user_ids)  # (n_user_categories,) sorted str
         object.__setattr__(self, "item_ids", item_ids)  # (n_item_categories,) sorted str
 
-    def __setattr__(self, name, value) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Ratings is immutable")
 
     @classmethod
@@ -242,8 +251,8 @@ def first_bad_row(ratings: Ratings, *, rating_min: float = 1.0,
     not_finite = ~np.isfinite(values)
     with np.errstate(invalid="ignore"):
         out_of_scale = ~not_finite & ((values < rating_min) | (values > rating_max))
-    empty_user = np.array([len(x) == 0 for x in ratings.user_ids], dtype=bool)
-    empty_item = np.array([len(x) == 0 for x in ratings.item_ids], dtype=bool)
+    empty_user = np.array([len(x) == 0 for x in ratings.user_ids], dtype=np.bool_)
+    empty_item = np.array([len(x) == 0 for x in ratings.item_ids], dtype=np.bool_)
     bad = not_finite | out_of_scale
     if empty_user.any():
         bad |= empty_user[ratings.user_codes]
