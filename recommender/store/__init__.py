@@ -23,6 +23,7 @@ from .engine import (
     make_engine,
     make_reader_factory,
     make_session_factory,
+    unit_of_work,
 )
 from .items import ItemRow, get_item, item_titles, popular_items, upsert_items
 from .jobs import (
@@ -107,6 +108,7 @@ __all__ = [
     "snapshot_ratings",
     "upsert_items",
     "upsert_ratings",
+    "unit_of_work",
     "upgrade_database",
     "user_ratings",
 ]

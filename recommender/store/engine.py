@@ -9,6 +9,8 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc
@@ -146,6 +148,19 @@ def make_reader_factory(engine: Engine) -> sessionmaker[Session]:
     if engine.dialect.name == "postgresql":
         engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return make_session_factory(engine)
+
+
+@contextmanager
+def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for one unit of work (a job step, a CLI command): committed when the block
+    ends, rolled back when it raises, so a failure half way writes nothing.
+
+    ``with unit_of_work(sessions) as session:`` rather than ``sessions.begin()``: that one
+    opens the transaction before the first statement, which :func:`begin_write` needs to do.
+    """
+    with sessions() as session:
+        yield session
+        session.commit()
 
 
 def begin_write(session: Session) -> None:

@@ -141,25 +141,30 @@ def fail_stale_jobs(session: Session, *, stale_after: timedelta) -> list[int]:
     """Fail running jobs whose worker stopped sending heartbeats; returns their ids; commits.
 
     A worker beats at least every few seconds while it runs a job, so a running job without a
-    heartbeat for ``stale_after`` belongs to a process that died.
+    heartbeat for ``stale_after`` belongs to a process that died. One conditional UPDATE, not
+    a read then a write (on SQLite that pair fails at once when another connection writes in
+    between).
     """
+    begin_write(session)
     cutoff = utcnow() - stale_after
-    stale = list(
-        session.scalars(
-            select(TrainingJob.id).where(
-                TrainingJob.status == JobStatus.RUNNING,
-                (TrainingJob.heartbeat_at.is_(None)) | (TrainingJob.heartbeat_at < cutoff),
-            )
+    stale = session.scalars(
+        update(TrainingJob)
+        .where(
+            TrainingJob.status == JobStatus.RUNNING,
+            (TrainingJob.heartbeat_at.is_(None)) | (TrainingJob.heartbeat_at < cutoff),
         )
-    )
-    for job_id in stale:
-        fail_job(
-            session,
-            job_id=job_id,
+        .values(
+            status=JobStatus.FAILED,
             error=f"worker stopped responding (no heartbeat for {stale_after.total_seconds():g} s);"
             " the job can be queued again",
+            finished_at=utcnow(),
         )
-    return stale
+        .returning(TrainingJob.id)
+        .execution_options(synchronize_session=False)
+    )
+    failed = sorted(stale)
+    session.commit()
+    return failed
 
 
 def finish_job(

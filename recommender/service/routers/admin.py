@@ -52,6 +52,10 @@ def retrain(
         test_fraction = 0.0 if body.warm_start else settings.test_fraction
     params: dict = {"config": body.config, "test_fraction": test_fraction}
     if body.warm_start:
+        # The check and the queueing share one write transaction: on SQLite a read
+        # transaction that then writes cannot wait for the lock (it fails at once with
+        # "database is locked" when another connection wrote in between).
+        store.begin_write(session)
         if store.active_version(session) is None:
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
