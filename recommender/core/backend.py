@@ -101,7 +101,9 @@ def cpu_has_fast_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX tiles):
     there bf16 products run several times faster than float32 (measured 3-5x); elsewhere
     torch emulates them, slower than float32."""
-    cpu = getattr(torch, "cpu", None)
+    cpu = getattr(torch, "cpu", None)  # the probes below are private: looked up, not imported
+    if cpu is None:
+        return False
     try:
         return bool(torch.backends.mkldnn.is_available()
                     and (cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported()))

@@ -20,7 +20,7 @@ Differences from Keras, deliberately kept because the update rules are torch's:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -40,7 +40,9 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> flo
 class Optimizer:
     """Base class. Subclasses name their torch.optim class and map their config onto it."""
 
-    torch_class: type[torch.optim.Optimizer]
+    # A torch.optim class, called as ``torch_class(variables, lr=..., **self._torch_kwargs())``
+    # (typed as a factory: the base ``torch.optim.Optimizer`` takes no ``lr``, its subclasses do)
+    torch_class: Callable[..., torch.optim.Optimizer]
     fusable = False  # whether torch_class has a fused CPU/CUDA kernel the core uses
 
     def __init__(self, learning_rate: float = 0.001) -> None:
@@ -77,8 +79,8 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
     # -- building --------------------------------------------------------------------------
-    def build(self, variables: Sequence[torch.Tensor]) -> None:
-        """Create the torch.optim instance (and its state) for these variables."""
+    def build(self, variables: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
+        """Create (and return) the torch.optim instance, and its state, for these variables."""
         variables = list(variables)
         if not variables:
             raise ValueError("Optimizer.build() needs at least one variable. Received: []")
@@ -90,21 +92,23 @@ class Optimizer:
             # (momentum, then the update); the same rule, rounded the same up to FMA.
             kwargs["fused"] = True
         self._torch_opt = self.torch_class(variables, lr=self._learning_rate, **kwargs)
+        return self._torch_opt
 
     @property
     def built(self) -> bool:
         return self._torch_opt is not None
 
-    def _ensure_built(self, variables: Sequence[torch.Tensor]) -> None:
+    def _ensure_built(self, variables: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
+        """The torch.optim instance, built for ``variables`` or extended to the new ones."""
         if self._torch_opt is None:
-            self.build(variables)
-            return
+            return self.build(variables)
         known = {id(v) for v in self._variables}
         new = [v for v in variables if id(v) not in known]
         if new:
             # A variable seen for the first time joins with fresh state.
             self._torch_opt.add_param_group({"params": new})
             self._variables.extend(new)
+        return self._torch_opt
 
     # -- applying ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -139,10 +143,10 @@ class Optimizer:
                     f"{tuple(var.shape)}."
                 )
         variables = [var for _, var in pairs]
-        self._ensure_built(variables)
+        torch_opt = self._ensure_built(variables)
         for grad, var in pairs:
             var.grad = grad.to(dtype=var.dtype, device=var.device)
-        self._torch_opt.step()
+        torch_opt.step()
         for var in variables:
             var.grad = None
         self.iterations += 1

@@ -127,7 +127,7 @@ def get(identifier: Any) -> Regularizer | None:
 def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
     if regularizer is None:
         return None
-    name = {L1: "l1", L2: "l2", L1L2: "l1_l2"}.get(type(regularizer))
+    name = registry.name_of(type(regularizer), _REGISTRY)
     if name is None:
         raise ValueError(f"Cannot serialize regularizer {regularizer!r}")
     return {"class_name": name, "config": regularizer.get_config()}

@@ -17,9 +17,9 @@ torch. Some layers store a kernel in torch's layout internally (Conv2D); ``get_w
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -213,6 +213,8 @@ class Layer(torch.nn.Module):
 
     def _check_declared_shape(self, input_shape: Shape) -> None:
         declared = self._batch_input_shape
+        if declared is None:  # no input shape declared: any shape is accepted
+            return
         compatible = len(declared) == len(input_shape) and all(
             d is None or r is None or d == r
             for d, r in zip(declared[1:], input_shape[1:], strict=True))
@@ -289,6 +291,25 @@ class Layer(torch.nn.Module):
         return f"name={self.name!r}"
 
 
+class LayerList(torch.nn.ModuleList):
+    """A ``torch.nn.ModuleList`` that holds only layers (a model's chain).
+
+    The same container at run time; for the type checker, iterating and indexing give
+    ``Layer`` rather than ``Module`` (torch's ``ModuleList`` is not generic).
+    """
+
+    if TYPE_CHECKING:
+        def __iter__(self) -> Iterator[Layer]: ...
+
+        @overload
+        def __getitem__(self, idx: slice) -> LayerList: ...
+
+        @overload
+        def __getitem__(self, idx: int) -> Layer: ...
+
+        def __getitem__(self, idx: int | slice) -> Layer | LayerList: ...
+
+
 class InputLayer(Layer):
     """The layer behind ``Input``: no weights, passes its input through."""
 
@@ -301,11 +322,12 @@ class InputLayer(Layer):
         super().__init__(name=name or unique_name("input_layer"), input_shape=input_shape,
                          batch_input_shape=batch_input_shape, **kwargs)
         self.dtype = _resolve_dtype(dtype)
+        shape = self._batch_input_shape
+        assert shape is not None  # Layer.__init__ set it from one of the two shapes checked above
         self.built = True
-        self.input_shape = self._batch_input_shape
-        self.output_shape = self._batch_input_shape
-        self.output = SymbolicTensor(self._batch_input_shape, layer=self, inbound=None,
-                                     dtype=self.dtype)
+        self.input_shape = shape
+        self.output_shape = shape
+        self.output = SymbolicTensor(shape, layer=self, inbound=None, dtype=self.dtype)
 
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
         return inputs

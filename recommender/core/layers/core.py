@@ -31,6 +31,10 @@ class KernelLayer(Layer):
     """What Dense, Conv2D, SimpleRNN and LSTM share: an activation, a kernel and an optional
     bias, with their initializers and regularizers."""
 
+    # Created by ``build`` (torch registers them as parameters; declared for the type checker).
+    kernel: torch.nn.Parameter
+    bias: torch.nn.Parameter | None  # None without use_bias
+
     def _init_kernel_options(self, activation: Any, use_bias: bool, kernel_initializer: Any,
                              bias_initializer: Any, kernel_regularizer: Any,
                              bias_regularizer: Any) -> None:

@@ -22,6 +22,7 @@ class _Recurrent(KernelLayer):
     """Shared configuration and weights of SimpleRNN and LSTM."""
 
     gates = 1  # blocks of ``units`` columns in the kernels
+    recurrent_kernel: torch.nn.Parameter  # (units, gates * units), created by build
 
     def __init__(self, units: int, activation: Any = "tanh", use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform",
@@ -94,6 +95,7 @@ class LSTM(_Recurrent):
     """
 
     gates = 4
+    _zero_bias: torch.Tensor  # (4 * units,) buffer registered by build when use_bias
 
     def __init__(self, units: int, activation: Any = "tanh",
                  recurrent_activation: Any = "sigmoid", unit_forget_bias: bool = True,

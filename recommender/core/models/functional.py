@@ -17,13 +17,13 @@ import torch
 
 from .. import layers as layers_module
 from ..backend import resolve_device
-from ..layers.base import InputLayer, Layer, Shape, SymbolicTensor
+from ..layers.base import InputLayer, Layer, LayerList, Shape, SymbolicTensor
 from . import saving
 from .training import Trainer
 
 
 @saving.register_model_class
-class Model(Trainer, Layer):
+class Model(Trainer):
     """A chain of layers with Keras's training API.
 
     ``Model(inputs=x_in, outputs=x_out)`` (or Keras 1's ``Model(input=..., output=...)``)
@@ -45,7 +45,7 @@ class Model(Trainer, Layer):
         inputs = inputs if inputs is not None else input
         outputs = outputs if outputs is not None else output
         self.device = resolve_device(device)
-        self._chain = torch.nn.ModuleList()  # the layers input -> output, InputLayer excluded
+        self._chain = LayerList()  # the layers input -> output, InputLayer excluded
         self._input_layer: InputLayer | None = None
         self._on_device = False
         if inputs is not None or outputs is not None:
@@ -112,7 +112,7 @@ class Model(Trainer, Layer):
     @property
     def layers(self) -> list[Layer]:
         """The model's layers (a functional model lists its InputLayer first, as Keras)."""
-        head = [self._input_layer] if self._input_layer is not None else []
+        head: list[Layer] = [self._input_layer] if self._input_layer is not None else []
         return head + list(self._chain)
 
     def get_layer(self, name: str) -> Layer:
@@ -172,10 +172,6 @@ class Model(Trainer, Layer):
 
     def regularization_losses(self) -> list[torch.Tensor]:
         return [penalty for layer in self._chain for penalty in layer.regularization_losses()]
-
-    def _regularization_penalty(self) -> torch.Tensor | None:
-        penalties = self.regularization_losses()
-        return torch.stack(penalties).sum() if penalties else None
 
     def _check_chain_input(self, shape: Shape) -> None:
         if len(self._chain):

@@ -38,7 +38,7 @@ def register_model_class(cls: type[M]) -> type[M]:
 
 def compile_config(model: Model) -> dict[str, Any] | None:
     """The model's ``compile`` arguments as JSON, or None when it cannot be saved."""
-    if model.optimizer is None:
+    if model.optimizer is None or model.loss is None:  # not compiled
         return None
     try:
         loss = (model._loss_id if isinstance(model._loss_id, str)

@@ -7,9 +7,10 @@ is one forward/backward/update. ``History`` and ``EarlyStopping`` are driven fro
 metric sums stay on the device and are read once at the end of the epoch (unless a callback
 asks for per-batch logs).
 
-``Trainer`` is a mixin (Keras's ``trainers/trainer.py``): it relies on the model's ``call``,
-``weights``, ``build``, ``_input_dtype``, ``_check_chain_input`` and
-``_regularization_penalty``, which ``functional.Model`` provides.
+``Trainer`` is the layer ``functional.Model`` builds on (Keras's ``trainers/trainer.py``): it
+uses the ``Layer`` API (``call``, ``weights``, ``build``, shapes) and three hooks about the
+model's chain of layers, ``device``, ``_input_dtype`` and ``_check_chain_input``, which
+``functional.Model`` provides.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from .. import callbacks as callbacks_module
 from .. import losses, optimizers
 from .. import metrics as metrics_module
 from ..backend import to_tensor
+from ..layers.base import Layer, Shape
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (y_true, y_pred) -> scalar
 
 
 def _check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
@@ -35,14 +39,17 @@ def _check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> i
     return int(value)
 
 
-class Trainer:
+class Trainer(Layer):
     """``compile``, ``fit``, ``evaluate`` and ``predict`` for a model made of layers."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    device: torch.device  # where fit/evaluate/predict run; set by the model's __init__
+    _on_device: bool  # whether the weights were moved to ``device`` since the last change
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.stop_training = False
         self.optimizer: optimizers.Optimizer | None = None
-        self.loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        self.loss: LossFn | None = None
         self.history: callbacks_module.History | None = None
         self._loss_id: Any = None
         self._metric_ids: list[str] = []
@@ -64,12 +71,29 @@ class Trainer:
             metrics_module.get(metric)  # validates the name now
         self._metric_fns = None
 
-    def _check_compiled(self) -> None:
+    def _compiled(self) -> tuple[optimizers.Optimizer, LossFn]:
+        """The optimizer and the loss given to ``compile``; a ValueError before it."""
         if self.optimizer is None or self.loss is None:
             raise ValueError(
                 f"Model {self.name!r} must be compiled before training or evaluation: "
                 f"call model.compile(optimizer, loss)."
             )
+        return self.optimizer, self.loss
+
+    # -- hooks the model provides (its chain of layers) --------------------------------------
+    @property
+    def _input_dtype(self) -> torch.dtype:
+        """The dtype inputs are converted to: ``torch.long`` for index inputs."""
+        raise NotImplementedError
+
+    def _check_chain_input(self, shape: Shape) -> None:
+        """Raise a ValueError when the first layer of the built model refuses ``shape``."""
+        raise NotImplementedError
+
+    def _regularization_penalty(self) -> torch.Tensor | None:
+        """The sum of the layers' regularization penalties, or None without regularizers."""
+        penalties = self.regularization_losses()
+        return torch.stack(penalties).sum() if penalties else None
 
     def _resolve_metrics(self) -> list[Callable]:
         if self._metric_fns is None:
@@ -136,7 +160,7 @@ class Trainer:
         ``validation_split`` holds out the *last* fraction of the samples (before shuffling),
         as Keras does; ``validation_data=(x_val, y_val)`` takes precedence over it.
         """
-        self._check_compiled()
+        optimizer, _ = self._compiled()
         batch_size = self._batch_size(batch_size)
         epochs = _check_positive_int("epochs", epochs, allow_zero=True)
         verbose = 1 if verbose == "auto" else int(verbose)
@@ -178,7 +202,7 @@ class Trainer:
         trainable = [w for w in self.weights if w.requires_grad]
         if not trainable:
             raise ValueError(f"Model {self.name!r} has no trainable weights to fit.")
-        self.optimizer._ensure_built(trainable)
+        optimizer._ensure_built(trainable)
 
         history = callbacks_module.History()
         user_callbacks = list(callbacks or [])
@@ -247,27 +271,29 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, loss (+ regularization penalties), backward, optimizer update."""
+        optimizer, loss_fn = self._compiled()
         y_pred = self.call(x, training=True)
-        loss = self.loss(y, y_pred)
+        loss = loss_fn(y, y_pred)
         penalty = self._regularization_penalty()
         if penalty is not None:
             loss = loss + penalty
         loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad()
+        optimizer.step()
+        optimizer.zero_grad()
         return loss.detach(), y_pred.detach()
 
     # -- inference -------------------------------------------------------------------------------
     @torch.no_grad()
     def _evaluate_tensors(self, x: torch.Tensor, y: torch.Tensor,
                           batch_size: int) -> dict[str, float]:
+        _, loss_fn = self._compiled()
         metric_fns = self._resolve_metrics()
         loss_sum = torch.zeros((), device=x.device)
         metric_sums = [torch.zeros((), device=x.device) for _ in metric_fns]
         for start in range(0, x.shape[0], batch_size):
             x_batch, y_batch = x[start:start + batch_size], y[start:start + batch_size]
             y_pred = self.call(x_batch, training=False)
-            loss_sum += self.loss(y_batch, y_pred) * x_batch.shape[0]
+            loss_sum += loss_fn(y_batch, y_pred) * x_batch.shape[0]
             for i, fn in enumerate(metric_fns):
                 metric_sums[i] += fn(y_batch, y_pred)
         penalty = self._regularization_penalty()
@@ -285,7 +311,7 @@ class Trainer:
         Returns the loss alone when no metrics were compiled, else ``[loss, *metrics]``, or
         a dict with ``return_dict=True``.
         """
-        self._check_compiled()
+        self._compiled()
         batch_size = self._batch_size(batch_size)
         x_t = self._prepare_x(x)
         y_t = self._prepare_y(y, x_t.shape[0])
