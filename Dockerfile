@@ -35,13 +35,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
 WORKDIR /app
-# Every other dependency at the versions of requirements.lock (uv pip compile output, torch
-# excluded: it came from the index above). Cached until the lock file changes.
+# Every other dependency at the versions of requirements.lock: the package's dependencies with
+# its `postgres` extra (psycopg, the driver of the compose file's database), torch excluded (it
+# came from the index above); `uv pip compile`, the command is in the file's header. Cached
+# until the lock file changes.
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
-# Then the package itself, from its wheel, without resolving anything again.
+# Then the package itself, from its wheel, without resolving anything again: the lock already
+# holds recommender[postgres]'s dependencies: `pip check` (the base ones) and the psycopg
+# import (the extra) fail the build if it does not.
 COPY --from=wheel /dist /tmp/dist
 RUN pip install --no-deps /tmp/dist/recommender-*.whl \
+    && pip check \
+    && python -c "import psycopg" \
     && rm -rf /tmp/dist \
     && useradd --system --uid 1000 --home-dir /app recommender \
     && mkdir -p /data/models && chown -R recommender /data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import select
@@ -58,6 +59,8 @@ def make_engine(
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "postgresql+psycopg":
+        _require_psycopg()
     return create_engine(
         parsed,
         pool_pre_ping=pre_ping,
@@ -74,6 +77,17 @@ def make_engine(
         },
         **kwargs,
     )
+
+
+def _require_psycopg() -> None:
+    """psycopg 3 is the ``postgres`` extra of the package: without it, say how to install it
+    (SQLAlchemy's own error is a bare "No module named 'psycopg'")."""
+    if importlib.util.find_spec("psycopg") is None:
+        raise ModuleNotFoundError(
+            "a postgresql:// database needs the psycopg driver, which is not installed: "
+            "pip install 'recommender[postgres]'",
+            name="psycopg",
+        )
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
