@@ -21,9 +21,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
+
+from ..data.ratings import Ratings
+
+if TYPE_CHECKING:  # for the annotation only: model imports this module (through base)
+    from .model import RBMRecommender
 
 
 class Shard:
@@ -56,21 +62,16 @@ class Shard:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
-    def average(self, tensors: Sequence[torch.Tensor | None], local_rows: int,
-                ) -> list[torch.Tensor | None]:
+    def average(self, tensors: Sequence[torch.Tensor], local_rows: int) -> list[torch.Tensor]:
         """Row-weighted average over ranks of per-rank batch means, in one all-reduce."""
-        present = [t for t in tensors if t is not None]
-        device = present[0].device
-        flat = torch.cat([t.reshape(-1).to(torch.float32) * local_rows for t in present]
+        device = tensors[0].device
+        flat = torch.cat([t.reshape(-1).to(torch.float32) * local_rows for t in tensors]
                          + [torch.tensor([float(local_rows)], device=device)])
         self.sum(flat)
         total = flat[-1].clamp_min(1.0)
-        out: list[torch.Tensor | None] = []
+        out: list[torch.Tensor] = []
         offset = 0
         for t in tensors:
-            if t is None:
-                out.append(None)
-                continue
             n = t.numel()
             out.append((flat[offset:offset + n] / total).view_as(t).to(t.dtype))
             offset += n
@@ -93,7 +94,8 @@ def init_from_env(device: str = "auto") -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def fit_distributed(model, ratings, verbose: int = 1, **fit_kwargs) -> int:
+def fit_distributed(model: RBMRecommender, ratings: Ratings, verbose: int = 1,
+                    **fit_kwargs: Any) -> int:
     """Train ``model`` data-parallel across the process group; returns this process's rank.
 
     Every rank ends with identical weights; the caller saves on rank 0.

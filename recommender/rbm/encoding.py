@@ -18,6 +18,7 @@ import torch
 
 from ..data.ratings import Ratings
 from . import functional as Fn
+from .base import RBMBase
 
 N_STATES = 2  # weighted states per item: 0 = disliked, 1 = liked (unrated = reference)
 
@@ -70,7 +71,7 @@ class SparseRatings:
 
 
 
-class EncodingMixin:
+class EncodingMixin(RBMBase):
     # -- data -------------------------------------------------------------------------------
     def _liked(self, values: np.ndarray) -> np.ndarray:
         return (values >= self.config.like_threshold).astype(np.int64)
@@ -115,9 +116,8 @@ class EncodingMixin:
         """
         lengths = np.fromiter(map(len, users_ratings), dtype=np.int64, count=len(users_ratings))
         total = int(lengths.sum())
-        keys = chain.from_iterable(users_ratings)
-        index = np.fromiter(map(self._item_index.get, keys, repeat(-1)), dtype=np.int64,
-                            count=total)
+        index = np.fromiter(map(self._item_index.get, chain.from_iterable(users_ratings),
+                                repeat(-1)), dtype=np.int64, count=total)
         values = np.fromiter(chain.from_iterable(m.values() for m in users_ratings),
                              dtype=np.float64, count=total)
         if not np.isfinite(values).all():

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-N_STATES = 2
+from .encoding import N_STATES
+from .model import RBMRecommender
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class Contribution:
     share: float  # contribution / sum of |contributions| to that item
 
 
-def _rated_rows(model: Any, ratings: Mapping[str, float]) -> tuple[list[str], torch.Tensor]:
+def _rated_rows(
+    model: RBMRecommender, ratings: Mapping[str, float]
+) -> tuple[list[str], torch.Tensor]:
     """The user's items the model knows, and their columns ``item * 2 + state`` in W."""
     names, columns = [], []
     for item, value in ratings.items():
@@ -52,7 +54,9 @@ def _rated_rows(model: Any, ratings: Mapping[str, float]) -> tuple[list[str], to
     return names, torch.tensor(columns, dtype=torch.long, device=model.W.device)
 
 
-def unit_parts(model: Any, ratings: Mapping[str, float]) -> tuple[list[str], torch.Tensor]:
+def unit_parts(
+    model: RBMRecommender, ratings: Mapping[str, float]
+) -> tuple[list[str], torch.Tensor]:
     """``(rated item ids, parts (rated, n_hidden))``: each rated item's share of each
     engagement unit's activation above its baseline; columns add up to
     ``p_h - sigmoid(b_h)``."""
@@ -71,7 +75,7 @@ def unit_parts(model: Any, ratings: Mapping[str, float]) -> tuple[list[str], tor
 
 @torch.no_grad()
 def contributions(
-    model: Any, ratings: Mapping[str, float], item_ids: Sequence[str]
+    model: RBMRecommender, ratings: Mapping[str, float], item_ids: Sequence[str]
 ) -> dict[str, list[Contribution]]:
     """For each of ``item_ids`` (unknown ones omitted): every rated item's contribution,
     largest first. See the module docstring for what adds up to what."""
@@ -91,7 +95,7 @@ def contributions(
 
 
 def reference_contributions(
-    model: Any, ratings: Mapping[str, float], item: str
+    model: RBMRecommender, ratings: Mapping[str, float], item: str
 ) -> dict[str, float]:
     """The decomposition one scalar at a time (for tests): ``{rated item: contribution}``."""
     n_tied = model.config.n_hidden
@@ -126,7 +130,7 @@ class UnitProfile:
 
 @torch.no_grad()
 def profile(
-    model: Any,
+    model: RBMRecommender,
     ratings: Mapping[str, float],
     *,
     units: int = 3,

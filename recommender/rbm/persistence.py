@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Self
 
 from safetensors.torch import load_file, save_file
 
+from .base import RBMBase
 from .config import RBMConfig
 from .training import FORMAT_VERSION
 
-if TYPE_CHECKING:
-    from .model import RBMRecommender
 
-
-class PersistenceMixin:
+class PersistenceMixin(RBMBase):
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """``weights.safetensors`` (W, a, b, prior) plus ``metadata.json`` in ``directory``."""
@@ -42,7 +40,7 @@ class PersistenceMixin:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "auto") -> RBMRecommender:
+    def load(cls, directory: str | Path, device: str = "auto") -> Self:
         """Load a saved model onto ``device`` (a GPU-trained model loads on CPU too)."""
         directory = Path(directory)
         meta_path = directory / "metadata.json"

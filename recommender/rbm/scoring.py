@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from . import functional as Fn
-from .encoding import N_STATES
+from .encoding import N_STATES, EncodingMixin
 
 
-class ScoringMixin:
+class ScoringMixin(EncodingMixin):
     # -- scoring ----------------------------------------------------------------------------
     def _state_probs(self, x: torch.Tensor | Fn.SparseBatch) -> torch.Tensor:
         """(users, items, 2): p(disliked), p(liked) from mean-field hidden activations."""

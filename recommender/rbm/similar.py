@@ -18,14 +18,14 @@ cosine's 218, the popular list's 355. :func:`fold_in_similar` is kept for that b
 from __future__ import annotations
 
 import weakref
-from typing import Any
 
 import torch
 
-N_STATES = 2
+from .encoding import N_STATES
+from .model import RBMRecommender
 
 
-def item_vectors(model: Any) -> torch.Tensor:
+def item_vectors(model: RBMRecommender) -> torch.Tensor:
     """``(items, n_hidden)`` engagement weight rows of ``model`` (an RBMRecommender).
 
     A model without engagement units (``n_hidden=0``) uses every weight of both states.
@@ -37,7 +37,7 @@ def item_vectors(model: Any) -> torch.Tensor:
     return W3.reshape(W3.shape[0], -1)
 
 
-def unit_vectors(model: Any) -> torch.Tensor:
+def unit_vectors(model: RBMRecommender) -> torch.Tensor:
     """:func:`item_vectors` scaled to unit length, cached per model until W changes."""
     key = (model.W.data_ptr(), model.W._version)
     cached = _CACHE.get(model)
@@ -50,11 +50,12 @@ def unit_vectors(model: Any) -> torch.Tensor:
     return _CACHE[model][1]
 
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[RBMRecommender, tuple[tuple[int, int], torch.Tensor]] = (
+    weakref.WeakKeyDictionary())
 
 
 @torch.no_grad()
-def similar_scores(model: Any, item: int) -> torch.Tensor:
+def similar_scores(model: RBMRecommender, item: int) -> torch.Tensor:
     """``(items,)`` cosine similarity of every item to item index ``item``; the item itself
     gets ``-inf`` (it is never its own neighbour)."""
     unit = unit_vectors(model)
@@ -65,7 +66,7 @@ def similar_scores(model: Any, item: int) -> torch.Tensor:
 
 @torch.no_grad()
 def top_similar(
-    model: Any, item: int, k: int, allowed: torch.Tensor | None = None
+    model: RBMRecommender, item: int, k: int, allowed: torch.Tensor | None = None
 ) -> list[tuple[int, float]]:
     """The ``k`` items most similar to item index ``item`` as ``(index, cosine)``, best first.
 
@@ -85,7 +86,7 @@ def top_similar(
     ]
 
 
-def reference_similar(model: Any, item: int) -> list[float]:
+def reference_similar(model: RBMRecommender, item: int) -> list[float]:
     """The plain formula, one pair at a time (for tests): ``cos(w_item, w_j)`` for every j."""
     vectors = item_vectors(model).double().tolist()
     seed = vectors[item]
@@ -102,7 +103,9 @@ def reference_similar(model: Any, item: int) -> list[float]:
 
 
 @torch.no_grad()
-def fold_in_similar(model: Any, item_id: str, k: int, *, rating: float | None = None) -> list:
+def fold_in_similar(
+    model: RBMRecommender, item_id: str, k: int, *, rating: float | None = None
+) -> list[tuple[str, float]]:
     """The rejected candidate: recommendations for a profile that rated only ``item_id``
     (liked, unless ``rating`` says otherwise), as ``(item_id, p(rated))``."""
     value = model.config.like_threshold if rating is None else rating

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from . import functional as Fn
 from .distributed import Shard
 from .encoding import N_STATES, SparseRatings
 from .ranking import ranking_metrics
+from .scoring import ScoringMixin
 from .structured import structured_cd1
 
 if TYPE_CHECKING:
@@ -48,10 +49,10 @@ def resolve_matmul_dtype(name: str, device: torch.device) -> torch.dtype | None:
 
 
 
-class TrainingMixin:
+class TrainingMixin(ScoringMixin):  # ScoringMixin: the validation metrics score with it
     # -- training ---------------------------------------------------------------------------
     def initialize(self, data: SparseRatings, n_users: int, generator: torch.Generator,
-                   initial_model: RBMRecommender | None = None) -> RBMRecommender:
+                   initial_model: RBMRecommender | None = None) -> Self:
         """Give the parameters and the training state their starting values (skorch-style:
         ``__init__`` declares every attribute, this sets them before the first epoch).
 
@@ -70,13 +71,14 @@ class TrainingMixin:
              **({"momentum": cfg.momentum} if "momentum" in self._optimizer.get_config() else {})})
         self._reg_engagement = regularizers.l2(cfg.weight_decay)
         self._reg_preference = regularizers.l2(cfg.preference_decay)
-        self._W_e = self._W_p = None  # the training weights, made from W by run_epoch
+        self._make_training_weights()
         self._matmul_dtype = resolve_matmul_dtype(cfg.matmul_dtype, self.device)
         if self.device.type == "cpu":
             backend.configure_threads()
         return self
 
-    def _init_parameters(self, data: SparseRatings, n_users: int, generator: torch.Generator):
+    def _init_parameters(self, data: SparseRatings, n_users: int,
+                         generator: torch.Generator) -> None:
         cfg = self.config
         counts = torch.bincount(data.columns, minlength=data.n_columns).float()  # per column
         if self._shard is not None:
@@ -132,15 +134,18 @@ class TrainingMixin:
     # from them at the end of every epoch (and read back at the start of the next, so a
     # callback that sets weights is honoured): a quarter fewer weights to update, and the
     # tying holds by construction.
-    def _load_training_weights(self) -> None:
+    def _make_training_weights(self) -> None:
         h_e = self.config.n_hidden
         W3 = self.W.view(-1, N_STATES, self.W.shape[1])  # (items, 2, hidden)
-        if getattr(self, "_W_e", None) is None or self._W_e.shape[0] != W3.shape[0]:
-            self._W_e = W3[:, 0, :h_e].contiguous()  # (items, n_hidden)
-            self._W_p = self.W[:, h_e:].contiguous()  # (items * 2, n_preference_hidden)
-        else:  # in place: the optimizer's state (momentum) is keyed by these tensors
-            self._W_e.copy_(W3[:, 0, :h_e])
-            self._W_p.copy_(self.W[:, h_e:])
+        self._W_e = W3[:, 0, :h_e].contiguous()  # (items, n_hidden)
+        self._W_p = self.W[:, h_e:].contiguous()  # (items * 2, n_preference_hidden)
+
+    def _load_training_weights(self) -> None:
+        # In place: the optimizer's state (momentum) is keyed by these tensors.
+        h_e = self.config.n_hidden
+        W3 = self.W.view(-1, N_STATES, self.W.shape[1])  # (items, 2, hidden)
+        self._W_e.copy_(W3[:, 0, :h_e])
+        self._W_p.copy_(self.W[:, h_e:])
 
     def _store_training_weights(self) -> None:
         h_e = self.config.n_hidden
@@ -156,10 +161,13 @@ class TrainingMixin:
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """The descent gradients of ``W_e`` and ``W_p``: minus each group's CD statistics (in
         place) plus its l2."""
-        return (self._reg_engagement.add_gradient_(dW_e.neg_(), self._W_e),
-                self._reg_preference.add_gradient_(dW_p.neg_(), self._W_p))
+        reg_e, reg_p = self._reg_engagement, self._reg_preference
+        assert reg_e is not None and reg_p is not None, "initialize() makes the regularizers"
+        return (reg_e.add_gradient_(dW_e.neg_(), self._W_e),
+                reg_p.add_gradient_(dW_p.neg_(), self._W_p))
 
-    def _statistics(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator) -> list:
+    def _statistics(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator,
+                    ) -> list[torch.Tensor]:
         """[dW_e, dW_p, da, db, reconstruction error]: CD ascent directions of the training
         weights (see ``structured.structured_cd1``)."""
         cfg = self.config
@@ -190,7 +198,8 @@ class TrainingMixin:
             db = torch.cat([db[:h_e], cond_db])
         return [dW_e, dW_p, stats.da, db, stats.reconstruction_error]
 
-    def train_step(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator) -> float:
+    def train_step(self, batch: Fn.SparseBatch, k: int, generator: torch.Generator,
+                   ) -> torch.Tensor:
         """One CD-k update of the training weights from a sparse batch of users; returns the
         reconstruction error (a 0-d tensor, so that the loop does not wait on it)."""
         statistics = self._statistics(batch, k, generator)
@@ -200,6 +209,7 @@ class TrainingMixin:
             statistics = self._shard.average(statistics, local_rows=batch.size)
         dW_e, dW_p, da, db, rec = statistics
         grad_e, grad_p = self._group_gradient(dW_e, dW_p)
+        assert self._optimizer is not None, "initialize() makes the optimizer"
         # CD statistics are ascent directions of the log-likelihood; optimizers descend.
         self._optimizer.apply_gradients([(grad_e, self._W_e), (grad_p, self._W_p),
                                          (da.neg_(), self.a), (db.neg_(), self.b)])
