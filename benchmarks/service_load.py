@@ -186,7 +186,7 @@ def train(url: str, model_dir: Path, epochs: int) -> str:
     engine = store.make_engine(url)
     sessions = store.make_session_factory(engine)
     try:
-        with sessions() as session:
+        with store.unit_of_work(sessions) as session:
             job, _ = store.enqueue_job(session, params={})
         JobWorker(sessions, settings).run_once()
         with sessions() as session:
@@ -217,7 +217,7 @@ def _copy_active_model(source_url: str, target_url: str) -> None:
                     "training_seconds",
                 )
             }
-        with store.make_session_factory(dst)() as d:
+        with store.unit_of_work(store.make_session_factory(dst)) as d:
             job, _ = store.enqueue_job(d, params={})
             store.claim_next_job(d, worker_id="benchmark")
             store.finish_job(d, job_id=job.id, version=version, **fields)

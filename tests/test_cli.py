@@ -158,10 +158,10 @@ def test_worker_once_runs_the_queued_job(fresh_url: str, tmp_path: Path, monkeyp
                 session,
                 ratings=store.rating_rows(ratings),
             )
-            session.commit()
             job, _ = store.enqueue_job(
                 session, params={"config": {"n_hidden": 8, "epochs": 2, "device": "cpu"}}
             )
+            session.commit()
         monkeypatch.setenv("RECOMMENDER_MODEL_DIR", str(tmp_path / "models"))
         result = runner.invoke(app, ["worker", "--once", "--database-url", fresh_url])
         assert result.exit_code == 0, result.output

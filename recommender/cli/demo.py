@@ -101,6 +101,7 @@ def demo(
         if version is None:
             with sessions() as session:
                 job, _ = enqueue_job(session, params={})
+                session.commit()
             with typer.progressbar(length=1, label="training") as bar:
 
                 def progress(epoch: int, total: int, _logs: object) -> None:

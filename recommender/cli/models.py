@@ -78,6 +78,7 @@ def models_publish(
         with store_session(settings.database_url) as session:
             row, _model = publish_model(session, model_dir=root, version=version,
                                         activate=activate)
+            session.commit()
     except (FieldError, VersionExistsError) as exc:
         shutil.rmtree(target, ignore_errors=True)  # no row points at it
         fail(str(exc))
@@ -130,4 +131,5 @@ def models_activate(
         except ValueError as exc:
             fail(f"model {version} cannot be served, nothing changed: {exc}")
         activate_model(session, version=version)
+        session.commit()
     typer.echo(f"model {version} active")

@@ -40,6 +40,7 @@ from recommender.evaluation import evaluate_model
 from recommender.rbm import RBMConfig, RBMRecommender
 
 from .metrics import ServiceMetrics
+from .polling import Poller
 from .settings import Settings
 from .training import (
     WARM_START_EPOCHS,
@@ -57,14 +58,20 @@ class JobCancelledError(RuntimeError):
     """The worker is shutting down; the running job is failed so it can be queued again."""
 
 
-
-
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class JobWorker:
-    """Claims queued jobs (exactly one worker gets each) and runs them one at a time."""
+class JobWorker(Poller):
+    """Claims queued jobs (exactly one worker gets each) and runs them one at a time.
+
+    Each job step (claim, progress, heartbeat, finish or fail) is its own unit of work
+    (:func:`store.unit_of_work`): committed at once, so other processes see it.
+    """
+
+    thread_name = "job-worker"
+    what = "training jobs"
+    poll_at_start = True  # look for a job as soon as the worker starts
 
     def __init__(
         self,
@@ -76,50 +83,34 @@ class JobWorker:
         on_epoch: Callable[[int, int, Mapping[str, float]], None] | None = None,
         worker_id: str | None = None,
     ) -> None:
+        super().__init__()
         self._sessions = session_factory
         self.settings = settings
+        self.poll_interval_s = settings.job_poll_interval_s
         self.metrics = metrics
         self.on_model_ready = on_model_ready
         self.on_epoch = on_epoch  # e.g. a terminal progress bar
         self.worker_id = worker_id or worker_identity()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_sweep = 0.0
 
-    # -- loop ---------------------------------------------------------------------------------
-
-    def wake(self) -> None:
-        """Look for a job now instead of at the next poll (called after queuing one)."""
-        self._wake.set()
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run_forever, name="job-worker", daemon=True)
-        self._thread.start()
+    # -- loop (Poller: start(), wake() after queuing a job, stop()) ---------------------------
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the loop to end; a running job is failed at its next epoch boundary."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
+        super().stop(timeout)
 
     def run_forever(self) -> None:
         log.info("worker %s polling for training jobs", self.worker_id)
-        while not self._stop.is_set():
-            try:
-                self.sweep_stale_jobs(every_s=self.settings.job_heartbeat_s)
-                ran = self.run_once()
-            except Exception as exc:  # noqa: BLE001 - database down: keep polling
-                log.warning("worker loop: %s", exc)
-                ran = False
-            if not ran:
-                self._wake.wait(self.settings.job_poll_interval_s)
-                self._wake.clear()
+        super().run_forever()
+
+    def poll(self) -> bool:
+        """Sweep stale jobs, then claim and run one; ``True`` when one ran (look again now)."""
+        try:
+            self.sweep_stale_jobs(every_s=self.settings.job_heartbeat_s)
+            return self.run_once()
+        except Exception as exc:  # noqa: BLE001 - database down: keep polling
+            log.warning("worker loop: %s", exc)
+            return False
 
     def sweep_stale_jobs(self, every_s: float = 0.0) -> list[int]:
         """Fail running jobs whose worker stopped beating (at most once per ``every_s``)."""
@@ -127,7 +118,7 @@ class JobWorker:
         if now - self._last_sweep < every_s:
             return []
         self._last_sweep = now
-        with self._sessions() as session:
+        with store.unit_of_work(self._sessions) as session:
             stale = store.fail_stale_jobs(
                 session, stale_after=timedelta(seconds=self.settings.job_stale_after_s)
             )
@@ -137,7 +128,7 @@ class JobWorker:
 
     def run_once(self) -> bool:
         """Claim and run one queued job; ``False`` when there was none."""
-        with self._sessions() as session:
+        with store.unit_of_work(self._sessions) as session:
             job = store.claim_next_job(session, worker_id=self.worker_id)
         if job is None:
             return False
@@ -163,7 +154,7 @@ class JobWorker:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("job %s failed: %s", job_id, error)
             try:
-                with self._sessions() as session:
+                with store.unit_of_work(self._sessions) as session:
                     store.fail_job(session, job_id=job_id, error=error)
             except Exception:  # noqa: BLE001 - the stale-job sweep will fail it later
                 log.exception("job %s: could not record the failure", job_id)
@@ -227,7 +218,7 @@ class JobWorker:
         phases.append(("final", config.epochs))
         total = sum(epochs for _, epochs in phases)
         params = {**params, "phases": [list(p) for p in phases]}
-        with self._sessions() as session:
+        with store.unit_of_work(self._sessions) as session:
             store.record_progress(session, job_id=job_id, epoch=0, epochs=total, params=params)
 
         metrics: dict[str, float] = {}
@@ -235,7 +226,7 @@ class JobWorker:
             held_out = self._fit(job_id, train, config, initial, done=0, total=total)
             metrics = finite_metrics(evaluate_model(held_out, train, test, k=settings.eval_k))
             del held_out
-            with self._sessions() as session:
+            with store.unit_of_work(self._sessions) as session:
                 store.record_progress(session, job_id=job_id, epoch=config.epochs,
                                       epochs=total, metrics=metrics)
         model = self._fit(job_id, ratings, config, initial, done=total - config.epochs,
@@ -245,7 +236,7 @@ class JobWorker:
         artifact = save_atomically(model, Path(settings.model_dir), version)
         try:
             check_artifact(artifact)
-            with self._sessions() as session:
+            with store.unit_of_work(self._sessions) as session:
                 store.finish_job(
                     session,
                     job_id=job_id,
@@ -290,7 +281,7 @@ class JobWorker:
         def on_epoch(epoch: int, _epochs: int, logs: Mapping[str, float]) -> None:
             if self._stop.is_set():
                 raise JobCancelledError("the worker shut down during training; queue it again")
-            with self._sessions() as session:
+            with store.unit_of_work(self._sessions) as session:
                 store.record_progress(session, job_id=job_id, epoch=done + epoch, epochs=total)
             if self.on_epoch is not None:
                 self.on_epoch(done + epoch, total, logs)
@@ -298,7 +289,7 @@ class JobWorker:
         if self.settings.train_processes > 1:
             model = train_distributed(data, config, self.settings.train_processes,
                                       init_from=initial[1] if initial else None)
-            with self._sessions() as session:
+            with store.unit_of_work(self._sessions) as session:
                 store.record_progress(session, job_id=job_id, epoch=done + config.epochs,
                                       epochs=total)
             return model
@@ -310,7 +301,7 @@ class JobWorker:
     def _heartbeat(self, job_id: int, done: threading.Event) -> None:
         while not done.wait(self.settings.job_heartbeat_s):
             try:
-                with self._sessions() as session:
+                with store.unit_of_work(self._sessions) as session:
                     store.heartbeat(session, job_id=job_id)
             except Exception as exc:  # noqa: BLE001
                 log.warning("job %s heartbeat: %s", job_id, exc)

@@ -140,7 +140,7 @@ class Runtime:
         """Fail running jobs whose worker stopped beating (it died), so that a retrain can
         be queued again; returns their ids. Every serving process does this, not only the
         workers: with none running, nobody else would."""
-        with self.sessions() as session:
+        with store.unit_of_work(self.sessions) as session:
             stale = store.fail_stale_jobs(
                 session, stale_after=timedelta(seconds=self.settings.job_stale_after_s)
             )

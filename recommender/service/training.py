@@ -221,7 +221,7 @@ def publish_model(session: Session, *, model_dir: Path, version: str,
     """Register the artifact in ``model_dir/version`` (made by ``recommender train``,
     ``torchrun ... --distributed`` or copied from another deployment) as a model version,
     after :func:`check_artifact`; ``activate`` makes it the served version in the same
-    transaction. Returns ``(row, model)``. Commits.
+    transaction. Returns ``(row, model)``; the caller commits (a route, a CLI command).
 
     Raises :class:`FieldError` (field ``version``) for a bad name, a missing folder, a link
     or a bad artifact, and :class:`VersionExistsError` when the version is registered.
@@ -238,7 +238,6 @@ def publish_model(session: Session, *, model_dir: Path, version: str,
                          f"folder `recommender train` wrote there first; links are refused). "
                          f"Received: version={version!r}")
     if store.get_model(session, version=version) is not None:
-        session.rollback()
         raise VersionExistsError(f"model version {version!r} already exists. "
                                  f"Received: version={version!r}")
     session.rollback()  # end the read before the (possibly slow) load

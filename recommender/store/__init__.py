@@ -3,14 +3,14 @@ one module per resource: :mod:`.ratings`, :mod:`.items` (the catalogue), :mod:`.
 (training jobs), :mod:`.versions` (model versions and the active one); :mod:`.bulk` moves
 ratings as columns (import, snapshot).
 
-Who commits. Reads and request data (ratings, items, erasures) never commit: the caller owns
-the transaction, and a request is one unit of work that its router commits once at the end, so
-a failure half way writes nothing. Job and model-version state changes (``enqueue_job``,
-``claim_next_job``, ``record_progress``, ``heartbeat``, ``fail_job``, ``fail_stale_jobs``,
-``finish_job``, ``register_model``, ``activate_model``) commit themselves, because workers and
-serving processes must see them at once; each says "commits" in its docstring.
-:func:`.bulk.import_ratings` opens and commits its own single transaction on an engine (an
-import lands whole or not at all).
+Who commits: store functions never commit (nor roll back). The unit of work is the caller's:
+an HTTP request (its route handler commits once, at the end), a job step of the worker, or a
+CLI command; each commits what it did as one transaction, so a failure half way writes
+nothing, and :func:`unit_of_work` is that block for the worker and the CLI. A function that
+writes calls :func:`begin_write` before its first statement; a caller that reads and then
+writes calls it before the read (on SQLite a read transaction cannot wait for the write
+lock). The one exception is :func:`.bulk.import_ratings`: it takes an engine and commits its
+own single transaction (an import lands whole or not at all).
 
 SQLite file by default, PostgreSQL in production; the schema is made only by the Alembic
 migrations (:func:`upgrade_database`).

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -184,6 +184,15 @@ def begin_write(session: Session) -> None:
     """
     if not session.in_transaction() and session.get_bind().dialect.name == "sqlite":
         session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
+def execute_dml(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE; returns how many rows it matched. (``Session.execute`` is
+    typed to return a plain ``Result``; for these statements it is a ``CursorResult``.)"""
+    result = session.execute(statement)
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"expected an UPDATE or DELETE. Received: statement={statement!r}")
+    return int(result.rowcount or 0)
 
 
 def is_postgresql(session_or_engine: Session | Engine) -> bool:

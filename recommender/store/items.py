@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from .cursor import decode_cursor, encode_cursor
-from .engine import begin_write, is_postgresql
+from .engine import begin_write, execute_dml, is_postgresql
 from .models import Item, Rating, utcnow
 
 
@@ -95,7 +95,7 @@ def item_titles(session: Session, *, item_ids: Iterable[str]) -> dict[str, str]:
     rows = session.execute(
         select(Item.item_id, Item.title).where(Item.item_id.in_(ids), Item.title.is_not(None))
     ).all()
-    return {item_id: title for item_id, title in rows}
+    return {item_id: title for item_id, title in rows if title is not None}
 
 
 def popular_items(
@@ -141,17 +141,16 @@ def set_item_active(session: Session, *, item_id: str, active: bool) -> None:
 def delete_item_ratings(session: Session, *, item_id: str) -> int:
     """Erase every rating of ``item_id``; returns how many were deleted."""
     begin_write(session)
-    result = session.execute(delete(Rating).where(Rating.item_id == item_id))
-    return int(result.rowcount or 0)
+    return execute_dml(session, delete(Rating).where(Rating.item_id == item_id))
 
 
 def delete_rating(session: Session, *, user_id: str, item_id: str) -> bool:
     """Erase one rating (a primary-key delete); ``False`` when there was none."""
     begin_write(session)
-    result = session.execute(
-        delete(Rating).where(Rating.user_id == user_id, Rating.item_id == item_id)
+    deleted = execute_dml(
+        session, delete(Rating).where(Rating.user_id == user_id, Rating.item_id == item_id)
     )
-    return bool(result.rowcount)
+    return deleted > 0
 
 
 def retired_items(session: Session) -> list[str]:

@@ -1,21 +1,21 @@
 """Training jobs: the queue, claiming, progress and heartbeats, failing and finishing.
-Keyword-only; each takes a session. The writes here are job-state transitions other processes
-must see at once, so they commit (each says so; see the package docstring).
+Keyword-only; each takes a session; none commits (the job step or request that calls them
+does, see the package docstring).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .engine import begin_write
+from .engine import begin_write, execute_dml
 from .models import JobStatus, ModelVersion, TrainingJob, utcnow
-from .versions import set_active
+from .versions import VersionFields, add_version
 
 
 def open_job(session: Session, *, kind: str = "retrain") -> TrainingJob | None:
@@ -31,23 +31,23 @@ def enqueue_job(
     """Queue a job, or return the one already queued or running: ``(job, created)``.
 
     A partial unique index allows one open job per kind, so of two concurrent requests one
-    inserts and the other finds that job. Commits (the insert must be visible to workers).
+    inserts and the other finds that job: on PostgreSQL the loser's insert waits for the
+    winner's commit, fails, and its savepoint is rolled back (the caller's transaction goes
+    on) before it looks again. On SQLite the write lock taken first serialises them.
     """
+    begin_write(session)
     for _ in range(3):
-        begin_write(session)
         existing = open_job(session, kind=kind)
         if existing is not None:
-            session.commit()
             return existing, False
         job = TrainingJob(
             kind=kind, status=JobStatus.QUEUED, params=dict(params), created_at=utcnow()
         )
-        session.add(job)
         try:
-            session.commit()
+            with session.begin_nested():
+                session.add(job)
         except IntegrityError:
-            session.rollback()  # another request queued one in between: return that one
-            continue
+            continue  # another request queued one in between: return that one
         return job, True
     raise RuntimeError("could not queue a training job: open jobs kept changing")
 
@@ -57,7 +57,7 @@ def get_job(session: Session, *, job_id: int) -> TrainingJob | None:
 
 
 def claim_next_job(session: Session, *, worker_id: str) -> TrainingJob | None:
-    """Atomically move the oldest queued job to ``running`` for ``worker_id``; commits.
+    """Atomically move the oldest queued job to ``running`` for ``worker_id``.
 
     PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent workers never wait on or
     take the same row. Both dialects then flip the status with a conditional UPDATE
@@ -72,17 +72,16 @@ def claim_next_job(session: Session, *, worker_id: str) -> TrainingJob | None:
         .with_for_update(skip_locked=True)
     )
     if job_id is None:
-        session.commit()
         return None
     now = utcnow()
-    result = session.execute(
+    claimed = execute_dml(
+        session,
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.QUEUED)
         .values(status=JobStatus.RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    session.commit()
-    if result.rowcount != 1:
+    if claimed != 1:
         return None
     return session.get(TrainingJob, job_id, populate_existing=True)
 
@@ -96,11 +95,12 @@ def record_progress(
     params: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
 ) -> None:
-    """Store ``epoch`` of ``epochs`` on a running job (also its heartbeat); commits.
+    """Store ``epoch`` of ``epochs`` on a running job (also its heartbeat).
 
     ``params`` replaces the job's parameters (the worker adds the phases it resolved);
     ``metrics`` stores held-out metrics known before the job ends.
     """
+    begin_write(session)
     values: dict[str, Any] = {"epoch": epoch, "epochs": epochs, "heartbeat_at": utcnow()}
     if params is not None:
         values["params"] = dict(params)
@@ -112,33 +112,32 @@ def record_progress(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
 
 
 def heartbeat(session: Session, *, job_id: int) -> None:
-    """Tell other processes the job's worker is alive; commits."""
+    """Tell other processes the job's worker is alive."""
+    begin_write(session)
     session.execute(
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.RUNNING)
         .values(heartbeat_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    session.commit()
 
 
 def fail_job(session: Session, *, job_id: int, error: str) -> None:
-    """Mark a job failed with ``error`` (unless it already finished); commits."""
+    """Mark a job failed with ``error`` (unless it already finished)."""
+    begin_write(session)
     session.execute(
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.status.in_(JobStatus.OPEN))
         .values(status=JobStatus.FAILED, error=error[:4000], finished_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    session.commit()
 
 
 def fail_stale_jobs(session: Session, *, stale_after: timedelta) -> list[int]:
-    """Fail running jobs whose worker stopped sending heartbeats; returns their ids; commits.
+    """Fail running jobs whose worker stopped sending heartbeats; returns their ids.
 
     A worker beats at least every few seconds while it runs a job, so a running job without a
     heartbeat for ``stale_after`` belongs to a process that died. One conditional UPDATE, not
@@ -162,9 +161,7 @@ def fail_stale_jobs(session: Session, *, stale_after: timedelta) -> list[int]:
         .returning(TrainingJob.id)
         .execution_options(synchronize_session=False)
     )
-    failed = sorted(stale)
-    session.commit()
-    return failed
+    return sorted(stale)
 
 
 def finish_job(
@@ -172,54 +169,38 @@ def finish_job(
     *,
     job_id: int,
     version: str,
-    params: Mapping[str, Any],
-    metrics: Mapping[str, float],
-    n_users: int,
-    n_items: int,
-    n_ratings: int,
-    training_seconds: float,
     activate: bool = True,
+    **fields: Unpack[VersionFields],
 ) -> ModelVersion:
-    """Record the trained model, make it active and mark the job succeeded: one transaction.
+    """Record the trained model, make it active and mark the job succeeded.
 
-    Serving processes see either the old version with the job running, or the new version
-    with the job succeeded; never a half-finished switch. Commits.
+    Committed as one transaction, serving processes see either the old version with the job
+    running, or the new version with the job succeeded; never a half-finished switch. Raises
+    ``RuntimeError`` when the job is no longer running; the caller rolls back (the version
+    row written here goes with it).
     """
     begin_write(session)
     now = utcnow()
-    model = ModelVersion(
-        version=version,
-        job_id=job_id,
-        params=dict(params),
-        metrics=dict(metrics),
-        n_users=n_users,
-        n_items=n_items,
-        n_ratings=n_ratings,
-        training_seconds=training_seconds,
-        created_at=now,
+    model = add_version(
+        session, version=version, job_id=job_id, activate=activate, now=now, **fields
     )
-    session.add(model)
-    session.flush()
-    if activate:
-        set_active(session, version=version, now=now)
-    result = session.execute(
+    finished = execute_dml(
+        session,
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.status == JobStatus.RUNNING)
         .values(
             status=JobStatus.SUCCEEDED,
             epoch=TrainingJob.epochs,
-            metrics=dict(metrics),
+            metrics=dict(fields["metrics"]),
             model_version=version,
             finished_at=now,
             heartbeat_at=now,
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if result.rowcount != 1:
-        session.rollback()
+    if finished != 1:
         raise RuntimeError(
             f"job {job_id} is no longer running (marked failed as stale?); "
             f"model {version} was not activated"
         )
-    session.commit()
     return model

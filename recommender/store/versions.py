@@ -1,6 +1,5 @@
 """Model versions: the registry of trained models and which one is active. Keyword-only;
-each takes a session. :func:`register_model` and :func:`activate_model` commit (the switch
-of the active model is its own transaction; see the package docstring).
+each takes a session; none commits (see the package docstring).
 """
 
 from __future__ import annotations
@@ -8,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,65 +46,86 @@ def get_model(session: Session, *, version: str) -> ModelVersion | None:
     return session.get(ModelVersion, version)
 
 
+class VersionFields(TypedDict):
+    """What a model version records about its training: the caller's keyword arguments to
+    :func:`register_model` and :func:`.jobs.finish_job`."""
+
+    params: Mapping[str, Any]  # the RBMConfig and how it was trained
+    metrics: Mapping[str, float]  # held-out metrics ({} without an evaluation)
+    n_users: int
+    n_items: int
+    n_ratings: int
+    training_seconds: float
+
+
 def register_model(
     session: Session,
     *,
     version: str,
-    params: Mapping[str, Any],
-    metrics: Mapping[str, float],
-    n_users: int,
-    n_items: int,
-    n_ratings: int,
-    training_seconds: float,
     activate: bool = False,
+    **fields: Unpack[VersionFields],
 ) -> ModelVersion:
-    """Record a model trained outside a job (published), active if ``activate``; commits.
+    """Record a model trained outside a job (published), active if ``activate``.
 
-    One transaction: the row and the active version change together. Raises
+    Committed as one transaction, the row and the active version change together. Raises
     :class:`VersionExistsError` naming the version when it is already registered.
     """
     begin_write(session)
-    exists = VersionExistsError(
-        f"model version {version!r} already exists. Received: version={version!r}"
-    )
     if session.get(ModelVersion, version) is not None:
-        session.rollback()
-        raise exists
-    now = utcnow()
+        raise _exists(version)
+    return add_version(
+        session, version=version, job_id=None, activate=activate, now=utcnow(), **fields
+    )
+
+
+def add_version(
+    session: Session,
+    *,
+    version: str,
+    job_id: int | None,
+    activate: bool,
+    now: datetime,
+    **fields: Unpack[VersionFields],
+) -> ModelVersion:
+    """Insert the model version row (flushed: a duplicate fails here, as
+    :class:`VersionExistsError`) and, with ``activate``, make it the active one. The one
+    place a :class:`ModelVersion` is built, for a job's model and a published one alike."""
     model = ModelVersion(
         version=version,
-        job_id=None,
-        params=dict(params),
-        metrics=dict(metrics),
-        n_users=n_users,
-        n_items=n_items,
-        n_ratings=n_ratings,
-        training_seconds=training_seconds,
+        job_id=job_id,
+        params=dict(fields["params"]),
+        metrics=dict(fields["metrics"]),
+        n_users=fields["n_users"],
+        n_items=fields["n_items"],
+        n_ratings=fields["n_ratings"],
+        training_seconds=fields["training_seconds"],
         created_at=now,
     )
     session.add(model)
     try:
         session.flush()
     except IntegrityError as exc:  # registered by another process in between
-        session.rollback()
-        raise exists from exc
+        raise _exists(version) from exc
     if activate:
         set_active(session, version=version, now=now)
-    session.commit()
     return model
 
 
+def _exists(version: str) -> VersionExistsError:
+    return VersionExistsError(
+        f"model version {version!r} already exists. Received: version={version!r}"
+    )
+
+
 def activate_model(session: Session, *, version: str) -> None:
-    """Make ``version`` the active model (roll forward or back); commits.
+    """Make ``version`` the active model (roll forward or back).
 
     Raises :class:`NotFoundError` naming the version when there is no such model.
     """
     begin_write(session)
     if session.get(ModelVersion, version) is None:
-        session.rollback()
         raise NotFoundError(f"no model version {version!r}. Received: version={version!r}")
     set_active(session, version=version, now=utcnow())
-    session.commit()
 
 
 def set_active(session: Session, *, version: str, now: datetime) -> None:

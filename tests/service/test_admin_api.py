@@ -153,7 +153,7 @@ def test_a_job_left_running_by_a_dead_process_is_failed_at_startup(
 ) -> None:
     engine, sessions = _sessions(db_url)
     try:
-        with sessions() as session:
+        with store.unit_of_work(sessions) as session:
             job, _ = store.enqueue_job(session, params={})
             store.claim_next_job(session, worker_id="dead-host:1234")
             session.execute(
@@ -161,7 +161,6 @@ def test_a_job_left_running_by_a_dead_process_is_failed_at_startup(
                 .where(store.TrainingJob.id == job.id)
                 .values(heartbeat_at=store.models.utcnow() - timedelta(minutes=10))
             )
-            session.commit()
     finally:
         engine.dispose()
     with make_client(run_worker=False) as client:
@@ -199,7 +198,7 @@ def test_a_failed_load_keeps_the_previous_model(
         shutil.rmtree(Path(settings.model_dir) / v2)
         engine, sessions = _sessions(db_url)
         try:
-            with sessions() as session:
+            with store.unit_of_work(sessions) as session:
                 store.activate_model(session, version=v2)
         finally:
             engine.dispose()

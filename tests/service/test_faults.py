@@ -211,7 +211,7 @@ def test_a_stalled_database_answers_503_within_the_timeout_and_recovers(
         with serve(app) as client:
             runtime = app.state.runtime
             post_generated_ratings(client)
-            with runtime.sessions() as session:
+            with store.unit_of_work(runtime.sessions) as session:
                 job, _ = store.enqueue_job(session, params={})
             requests = _requests(job.id)
             healthy = _all_at_once(client, requests)
@@ -282,7 +282,7 @@ def test_a_dead_workers_job_is_failed_by_serving_processes(make_client, db_url: 
     died must not block retraining past the stale timeout."""
     with make_client(run_worker=False, job_stale_after_s=0.5) as client:
         runtime = client.app.state.runtime
-        with runtime.sessions() as session:
+        with store.unit_of_work(runtime.sessions) as session:
             queued, _ = store.enqueue_job(session, params={})
             claimed = store.claim_next_job(session, worker_id="worker-killed-with-kill-9")
             assert claimed is not None and claimed.id == queued.id

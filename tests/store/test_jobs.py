@@ -61,7 +61,7 @@ def test_concurrent_retrain_requests_queue_exactly_one_job(
 
     def request() -> None:
         barrier.wait()
-        with sessions() as session:
+        with store.unit_of_work(sessions) as session:
             job, _ = store.enqueue_job(session, params={})
             ids.append(job.id)
 
@@ -74,14 +74,14 @@ def test_concurrent_retrain_requests_queue_exactly_one_job(
 
 
 def test_each_job_is_claimed_by_exactly_one_worker(sessions: sessionmaker[Session]) -> None:
-    with sessions() as session:
+    with store.unit_of_work(sessions) as session:
         store.enqueue_job(session, params={})
     claims: list[int] = []
     barrier = threading.Barrier(5)
 
     def worker(n: int) -> None:
         barrier.wait()
-        with sessions() as session:
+        with store.unit_of_work(sessions) as session:
             job = store.claim_next_job(session, worker_id=f"w{n}")
             if job is not None:
                 claims.append(job.id)
@@ -123,15 +123,47 @@ def test_a_failed_job_leaves_the_active_version_alone(session: Session) -> None:
     assert created  # a failed job does not block the next one
 
 
-def test_finishing_a_job_marked_failed_meanwhile_activates_nothing(session: Session) -> None:
-    _succeeded_model(session, "v1")
-    job, _ = store.enqueue_job(session, params={})
-    store.claim_next_job(session, worker_id="w")
-    store.fail_job(session, job_id=job.id, error="stale")
+def test_finishing_a_job_marked_failed_meanwhile_writes_nothing(
+    sessions: sessionmaker[Session],
+) -> None:
+    """finish_job writes the version row and the active version before it finds the job no
+    longer running: the caller's unit of work rolls both back (store functions never commit,
+    so nothing of it was committed)."""
+    with store.unit_of_work(sessions) as session:
+        _succeeded_model(session, "v1")
+        job, _ = store.enqueue_job(session, params={})
+        store.claim_next_job(session, worker_id="w")
+    with store.unit_of_work(sessions) as session:
+        store.fail_job(session, job_id=job.id, error="stale")
     with pytest.raises(RuntimeError, match="no longer running"):
-        _finish(session, job.id, "v2")
-    assert store.active_version(session) == "v1"
-    assert store.get_model(session, version="v2") is None
+        with store.unit_of_work(sessions) as session:
+            _finish(session, job.id, "v2")
+    with sessions() as session:
+        assert store.active_version(session) == "v1"
+        assert store.get_model(session, version="v2") is None
+        assert [m.version for m in store.list_models(session)] == ["v1"]
+        failed = store.get_job(session, job_id=job.id)
+        assert failed is not None
+        assert (failed.status, failed.model_version) == (JobStatus.FAILED, None)
+
+
+def test_a_duplicate_version_from_a_job_writes_nothing(sessions: sessionmaker[Session]) -> None:
+    """The version row of a finishing job clashes with a published one: the job stays
+    running (the worker then fails it) and the active version is unchanged."""
+    with store.unit_of_work(sessions) as session:
+        store.register_model(session, version="v1", params={}, metrics={}, n_users=1,
+                             n_items=1, n_ratings=1, training_seconds=0.0, activate=True)
+        job, _ = store.enqueue_job(session, params={})
+        store.claim_next_job(session, worker_id="w")
+    with pytest.raises(store.VersionExistsError, match="Received: version='v1'"):
+        with store.unit_of_work(sessions) as session:
+            _finish(session, job.id, "v1")
+    with sessions() as session:
+        running = store.get_job(session, job_id=job.id)
+        assert running is not None and running.status == JobStatus.RUNNING
+        assert store.active_version(session) == "v1"
+        (model,) = store.list_models(session)
+        assert model.job_id is None
 
 
 def test_running_jobs_without_a_recent_heartbeat_are_failed(session: Session) -> None:

@@ -1,12 +1,13 @@
-"""Admin: retraining jobs and model versions (``Authorization: Bearer <admin token>``)."""
+"""Admin: retraining jobs and model versions (``Authorization: Bearer <admin token>``, checked
+for every route of the router). Each route is one unit of work: it commits once, at the end."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 
 from recommender import store
 
-from ..deps import AdminDep, RuntimeDep, SessionDep, SettingsDep
+from ..deps import RuntimeDep, SessionDep, SettingsDep, require_admin
 from ..schemas import (
     Activated,
     JobAccepted,
@@ -21,7 +22,7 @@ from ..serving import LoadedModel
 from ..training import WARM_START_EPOCHS, VersionExistsError, publish_model, rbm_config
 from ..validation import JobIdPath, VersionPath
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
 @router.post(
@@ -31,7 +32,6 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     responses={409: {"description": "warm_start with no active model."}},
 )
 def retrain(
-    _admin: AdminDep,
     session: SessionDep,
     settings: SettingsDep,
     runtime: RuntimeDep,
@@ -65,13 +65,14 @@ def retrain(
         params["warm_start"] = True
         params["warm_start_epochs"] = body.warm_start_epochs or WARM_START_EPOCHS
     job, created = store.enqueue_job(session, params=params)
+    session.commit()  # before the worker looks for it
     if created and runtime.worker is not None:
         runtime.worker.wake()
     return JobAccepted(job_id=job.id, status=job.status, created=created)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: JobIdPath, _admin: AdminDep, session: SessionDep) -> JobOut:
+def get_job(job_id: JobIdPath, session: SessionDep) -> JobOut:
     """Status, progress (epoch of epochs), held-out metrics, model version, error."""
     job = store.get_job(session, job_id=job_id)
     if job is None:
@@ -108,7 +109,7 @@ def _phase(params: dict, epoch: int) -> str | None:
 
 
 @router.get("/models", response_model=ModelList)
-def list_models(_admin: AdminDep, session: SessionDep) -> ModelList:
+def list_models(session: SessionDep) -> ModelList:
     """Every model version, newest first, and which one is active."""
     active = store.active_version(session)
     return ModelList(
@@ -140,7 +141,6 @@ def _model_out(m: store.ModelVersion, active: str | None) -> ModelOut:
 )
 def publish(
     body: PublishRequest,
-    _admin: AdminDep,
     session: SessionDep,
     settings: SettingsDep,
     runtime: RuntimeDep,
@@ -158,6 +158,7 @@ def publish(
         row, model = publish_model(
             session, model_dir=settings.model_dir, version=body.version, activate=body.activate
         )
+        session.commit()
     except VersionExistsError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     if body.activate:
@@ -172,9 +173,7 @@ def publish(
     response_model=Activated,
     responses={409: {"description": "Its artifact does not load; nothing changed."}},
 )
-def activate(
-    version: VersionPath, _admin: AdminDep, session: SessionDep, runtime: RuntimeDep
-) -> Activated:
+def activate(version: VersionPath, session: SessionDep, runtime: RuntimeDep) -> Activated:
     """Serve ``version`` (roll back or forward). Its artifact is loaded before switching, so
     a broken artifact is refused (409) and the current model keeps serving."""
     if store.get_model(session, version=version) is None:
@@ -188,5 +187,6 @@ def activate(
             f"model {version} cannot be loaded, nothing changed: {type(exc).__name__}: {exc}",
         ) from exc
     store.activate_model(session, version=version)
+    session.commit()
     runtime.models.install(loaded)
     return Activated(active_version=version)
