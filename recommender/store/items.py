@@ -1,6 +1,6 @@
 """Catalogue queries: writing items, retiring them, listing them, titles, the popular and
-"new" lists, co-occurrence and un-rating. Keyword-only; each takes a session; none commits
-(see the package docstring).
+"new" lists, co-occurrence and un-rating. Keyword-only; each takes a session (who
+commits: the package docstring).
 
 An item is anything that has a row in ``items`` or a rating. Items without a row are active:
 retiring one writes a row with ``active = false`` (and no title).

@@ -1,6 +1,5 @@
 """Training jobs: the queue, claiming, progress and heartbeats, failing and finishing.
-Keyword-only; each takes a session; none commits (the job step or request that calls them
-does, see the package docstring).
+Keyword-only; each takes a session (who commits: the package docstring).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Model versions: the registry of trained models and which one is active. Keyword-only;
-each takes a session; none commits (see the package docstring).
+each takes a session (who commits: the package docstring).
 """
 
 from __future__ import annotations

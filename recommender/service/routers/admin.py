@@ -1,5 +1,5 @@
 """Admin: retraining jobs and model versions (``Authorization: Bearer <admin token>``, checked
-for every route of the router). Each route is one unit of work: it commits once, at the end."""
+for every route of the router)."""
 
 from __future__ import annotations
 
