@@ -116,7 +116,8 @@ def expand_mask(mask: torch.Tensor, n_states: int) -> torch.Tensor:
 def dropout_mask(b: torch.Tensor, hidden_dropout: float,
                  generator: torch.Generator | None = None) -> torch.Tensor | None:
     """A 0/1 keep-mask over the hidden units, or ``None`` without dropout. One mask per call:
-    CD draws one per mini-batch (shared by every user of it), not one per user."""
+    CD draws one per mini-batch, shared by every user of it through the whole chain; a
+    departure from Srivastava et al., who draw one per training case (``docs/rbm.md``)."""
     if hidden_dropout <= 0:
         return None
     keep = 1.0 - hidden_dropout
@@ -175,6 +176,8 @@ def cd_k(x0: torch.Tensor, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
     lower-variance choice of Hinton's practical guide); the statistics always use p(h|x).
     Masked (unobserved) units have zero indicators in x0 and are zeroed in every
     reconstruction, so they neither feed the hidden units nor get an update.
+    ``hidden_dropout``: the rate of one keep-mask over the hidden units for the whole batch
+    (:func:`dropout_mask`), applied to p(h|x0) and to every p(h|x) of the chain.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1. Received: k={k}")
@@ -187,8 +190,7 @@ def cd_k(x0: torch.Tensor, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
     xk, ph = gibbs_chain(ph0, W, a, b, k=k, n_states=n_states, col_mask=col_mask, drop=drop,
                          sample_visible_units=sample_visible_units,
                          sample_hidden_units=sample_hidden_units, generator=generator)
-    inv = 1.0 / batch
-    dW = torch.addmm(x0.t() @ ph0, xk.t(), ph, beta=inv, alpha=-inv)
+    dW = (x0.t() @ ph0 - xk.t() @ ph) / batch  # <x h>_data - <x h>_model
     da = (x0 - xk).mean(dim=0)
     db = (ph0 - ph).mean(dim=0)
     diff = (x0 - xk) if col_mask is None else (x0 - xk) * col_mask

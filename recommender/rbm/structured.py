@@ -129,7 +129,7 @@ def structured_cd1(batch: SparseBatch, W_e: torch.Tensor, W_p: torch.Tensor, a: 
     q = like_logit.sigmoid_()  # in place: the logit is not needed again
     p_liked = p_rated * q
     # Engagement units: tied weights see x_disliked + x_liked; their statistics are half the
-    # sum of the two state rows'.
+    # sum of the two state rows' (the mean, not the textbook sum of a tied weight: docs/rbm.md).
     ph_e = torch.sigmoid(torch.mm(p_rated, W_d[:, :n_e]).to(b.dtype) + b[:n_e])  # (n, n_e)
     dW_e = torch.mm(p_rated.t(), (ph_e * (-0.5 * inv)).to(dtype)).to(W_e.dtype)
     if n_e:

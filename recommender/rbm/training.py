@@ -188,6 +188,8 @@ class TrainingMixin(ScoringMixin):  # ScoringMixin: the validation metrics score
                                sample_visible_units=cfg.sample_visible,
                                sample_hidden_units=cfg.sample_hidden,
                                hidden_dropout=cfg.hidden_dropout, generator=generator)
+        # Tied engagement weights take the *mean* of the two states' statistics, not the
+        # textbook sum: half its step (the defaults were tuned so; docs/rbm.md).
         dW_e = stats.dW.view(-1, N_STATES, W.shape[1])[:, :, :h_e].mean(dim=1)
         dW_p, db = torch.zeros_like(self._W_p), stats.db
         if cfg.n_preference_hidden:
