@@ -20,6 +20,9 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from recommender import store
+from recommender.data import generate_ratings
+from recommender.rbm import RBMRecommender
+from recommender.service import Settings
 
 
 @pytest.fixture
@@ -130,3 +133,20 @@ def _sweep_a_stale_job(client: TestClient, sqlite_url: str) -> None:
     _while_another_writer_commits(sqlite_url, sweep)
     assert swept == [job.id]
     assert client.get(f"/v1/admin/jobs/{job.id}", headers=ADMIN).json()["status"] == "failed"
+
+
+def test_publishing_a_model_waits_for_another_writer_instead_of_failing(
+    make_client, settings: Settings, sqlite_url: str
+) -> None:
+    model = RBMRecommender(n_hidden=4, n_preference_hidden=2, epochs=1, device="cpu")
+    model.fit(generate_ratings(n_users=10, n_items=8, ratings_per_user=4, seed=1), verbose=0)
+    model.save(settings.model_dir / "offline-1")
+    with make_client(run_worker=False) as client:
+        response = _while_another_writer_commits(
+            sqlite_url,
+            lambda: client.post("/v1/admin/models", json={"version": "offline-1",
+                                                         "activate": True}, headers=ADMIN),
+        )
+        assert response.status_code == 201, response.text
+        assert client.get("/v1/admin/models", headers=ADMIN).json()["active_version"] == (
+            "offline-1")
