@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ import orjson
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    ColumnElement,
+    CursorResult,
     Float,
     String,
     Text,
@@ -31,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from recommender.data.ratings import Ratings
 
-from .bulk import snapshot_columns
 from .cursor import decode_cursor, encode_cursor
 from .engine import begin_write, is_postgresql
 from .models import Rating
+from .snapshot import snapshot_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ def upsert_ratings(session: Session, *, ratings: Sequence[RatingRow]) -> int:
     stamps = [int(r.timestamp) for r in rows]
     columns = [Rating.user_id, Rating.item_id, Rating.value, Rating.timestamp]
 
+    stmt: postgresql.Insert | sqlite.Insert  # the same ON CONFLICT clause on both
     if is_postgresql(session):
         source = (
             func.unnest(
@@ -176,6 +180,7 @@ def _ratings_of_users_query(dialect: str) -> Any:
     the expression costs more than SQLAlchemy's compiled-cache lookup it then hits."""
     table = Rating.__table__
     wanted = table.c.user_id.in_(bindparam("user_ids", expanding=True))
+    folded: ColumnElement[Any]
     if dialect == "sqlite":
         folded = func.json_group_object(table.c.item_id, table.c.value)
     elif dialect == "postgresql":
@@ -206,7 +211,9 @@ def list_user_ratings(
 def delete_user(session: Session, *, user_id: str) -> int:
     """Erase every rating of ``user_id``; returns how many were deleted."""
     begin_write(session)
-    result = session.execute(delete(Rating).where(Rating.user_id == user_id))
+    # A DELETE's result is a CursorResult (Session.execute is typed for any statement).
+    result = typing.cast(CursorResult[Any],
+                         session.execute(delete(Rating).where(Rating.user_id == user_id)))
     return int(result.rowcount or 0)
 
 
@@ -217,8 +224,8 @@ def count_ratings(session: Session) -> int:
 def snapshot_ratings(session: Session) -> Ratings:
     """Every rating as a :class:`recommender.data.Ratings`, read from one consistent snapshot.
 
-    Read as columns, never a Python object per rating (:mod:`recommender.store.bulk`):
-    PostgreSQL streams ``COPY (SELECT ...) TO STDOUT``, SQLite is read in chunks. On
+    Read as columns, never a Python object per rating (:mod:`recommender.store.snapshot`):
+    PostgreSQL folds ranges of the table into a few binary rows, SQLite is read in chunks. On
     PostgreSQL the read runs under REPEATABLE READ (call this first in a fresh session); on
     SQLite a single statement already sees one snapshot.
     """

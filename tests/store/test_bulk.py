@@ -1,9 +1,8 @@
-"""Bulk import (COPY / JSON chunks in one transaction) and the columnar snapshot, on both
-databases: latest timestamp wins, idempotent, all or nothing, ids survive the round trip."""
+"""Bulk import (COPY / JSON chunks in one transaction), on both databases: latest timestamp
+wins, idempotent, all or nothing, indexes rebuilt. The snapshot is tests/store/test_snapshot.py."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,9 +11,6 @@ from recommender import store
 from recommender.data import Ratings
 from recommender.store import RatingRow
 from recommender.store.bulk import import_ratings
-
-ODD_IDS = ["plain", "a,b", 'say "hi"', "back\\slash", "tab\there", "new\nline", "\u2603 é",
-           "'; DROP TABLE ratings; --", "x" * 128, "NULL", "\\N", " spaced "]
 
 
 def _stored(sessions: sessionmaker[Session]) -> list[tuple]:
@@ -73,43 +69,6 @@ def test_a_failure_part_way_leaves_nothing_imported(engine: Engine, sessions) ->
     assert _stored(sessions) == [("kept", "a", 2.0, 1)]
 
 
-def test_snapshot_round_trips_odd_ids_and_values(engine: Engine, sessions) -> None:
-    rng = np.random.default_rng(0)
-    rows = [(u, i, float(rng.integers(1, 11)) / 2, int(rng.integers(0, 2**40)))
-            for u in ODD_IDS for i in ODD_IDS[::-1][:5]]
-    ratings = Ratings.from_records(rows)
-    assert import_ratings(engine, ratings, chunk=7) == len(rows)
-    with sessions() as session:
-        snapshot = store.snapshot_ratings(session)
-    expected = sorted(rows)  # the snapshot is in (user, item) order
-    assert list(zip(snapshot.users.tolist(), snapshot.items.tolist(), snapshot.values.tolist(),
-                    snapshot.timestamps.tolist(), strict=True)) == expected
-    assert snapshot.values.dtype == np.float32 and snapshot.timestamps.dtype == np.int64
-    assert snapshot.user_ids.tolist() == sorted(ODD_IDS)
-    assert snapshot.fingerprint() == ratings.fingerprint()
-
-
-def test_snapshot_of_an_empty_store(sessions) -> None:
-    with sessions() as session:
-        snapshot = store.snapshot_ratings(session)
-    assert len(snapshot) == 0 and snapshot.n_users == 0
-
-
-def test_snapshot_reads_in_chunks(engine: Engine, sessions, monkeypatch) -> None:
-    """Several chunks on SQLite (the categories grow chunk by chunk); PostgreSQL's COPY
-    stream gives the same table."""
-    from recommender.store import bulk
-
-    monkeypatch.setattr(bulk, "SNAPSHOT_CHUNK", 7)
-    rows = [(f"u{n % 13:02d}", f"i{(n * 7) % 17:02d}", 1.0 + n % 5, n) for n in range(200)]
-    ratings = Ratings.from_records(rows)
-    import_ratings(engine, ratings)
-    with sessions() as session:
-        snapshot = store.snapshot_ratings(session)
-    assert snapshot.fingerprint() == ratings.fingerprint()
-    assert snapshot.users.tolist() == [u for u, *_ in sorted(rows)]
-
-
 def _index_names(engine: Engine) -> set[str]:
     from sqlalchemy import inspect
 
@@ -144,33 +103,3 @@ def test_a_first_load_rebuilds_the_indexes_and_keeps_them(engine: Engine, sessio
     with sessions() as session:
         assert store.user_ratings(session, user_id="u1")["i1"] == 5.0
         assert store.count_ratings(session) == 143
-
-
-def test_postgresql_snapshot_in_parallel_user_ranges(engine: Engine, sessions) -> None:
-    """PostgreSQL reads disjoint user ranges (split at the planner's histogram) on their own
-    connections from the session's exported snapshot: the same table as one range, in key
-    order, and a rating written after the snapshot began is not in it."""
-    from sqlalchemy import text
-
-    from recommender.store import bulk
-
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite reads one cursor")
-    rows = [(f"u{n:03d}", ODD_IDS[n % len(ODD_IDS)], 1.0 + n % 5, n) for n in range(600)]
-    ratings = Ratings.from_records(rows)
-    import_ratings(engine, ratings)
-    with engine.begin() as connection:
-        connection.execute(text("ANALYZE ratings"))
-    with sessions() as session:
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        cursor = session.connection().connection.dbapi_connection.cursor()
-        assert len(bulk._user_bounds(cursor, 3)) == 2  # three ranges
-        session.execute(text("SELECT 1 FROM ratings LIMIT 1"))  # the snapshot starts here
-        with sessions() as writer:
-            store.upsert_ratings(writer, ratings=[RatingRow("u999", "late", 3.0, 1)])
-            writer.commit()
-        snapshot = bulk._snapshot_postgresql(session, parts=3)
-        whole = bulk._snapshot_postgresql(session, parts=1)
-    assert snapshot.fingerprint() == ratings.fingerprint() == whole.fingerprint()
-    assert list(zip(snapshot.users.tolist(), snapshot.items.tolist(), snapshot.values.tolist(),
-                    snapshot.timestamps.tolist(), strict=True)) == sorted(rows)
