@@ -194,3 +194,49 @@ def test_python_dash_m_recommender_shows_help() -> None:
     assert result.returncode == 0
     for command in ("serve", "worker", "import", "demo", "db"):
         assert command in result.stdout
+
+
+# Every command, in `recommender --help` order, with its arguments and options: the surface that
+# the split of cli.py into the recommender/cli package kept, and that a user's scripts rely on.
+COMMANDS = {
+    "serve": ["--host", "--port", "--workers", "--migrate/--no-migrate", "--database-url"],
+    "worker": ["--database-url", "--once/--no-once"],
+    "import": ["PATH", "--database-url", "--batch-size"],
+    "demo": ["--movielens", "--dir", "--host", "--port", "--epochs", "--n-hidden",
+             "--serve/--no-serve", "--fresh"],
+    "evaluate": ["--ratings", "--k", "--seed", "--json", "--param/-p", "--epochs", "--device",
+                 "--cold-start"],
+    "train": ["--ratings", "--out", "--param/-p", "--epochs", "--device", "--distributed",
+              "--init-from"],
+    "db upgrade": ["--database-url", "--revision"],
+    "models publish": ["DIRECTORY", "--activate", "--version", "--database-url", "--model-dir"],
+    "models list": ["--database-url"],
+    "models activate": ["VERSION", "--database-url", "--model-dir"],
+}
+
+
+def _commands(command, prefix: str = "") -> dict[str, list[str]]:
+    if hasattr(command, "commands"):  # a group: its commands in --help order
+        found = {}
+        for name in command.list_commands(None):
+            found.update(_commands(command.commands[name], f"{prefix} {name}".strip()))
+        return found
+    return {prefix: [p.name.upper() if p.param_type_name == "argument"
+                     else "/".join(p.opts + p.secondary_opts) for p in command.params]}
+
+
+def test_every_command_and_option_in_help_order() -> None:
+    import typer.main
+
+    found = _commands(typer.main.get_command(app))
+    assert list(found) == list(COMMANDS)
+    assert found == COMMANDS
+
+
+def test_the_cli_imports_neither_torch_nor_the_service_until_a_command_runs() -> None:
+    # `recommender --help` stays fast: the commands import what they need when they run.
+    code = ("import sys, recommender.cli; print(sorted(m for m in sys.modules if m in "
+            "('torch', 'sqlalchemy', 'uvicorn', 'pandas', 'recommender.service')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
