@@ -20,8 +20,10 @@ ODD_IDS = ["plain", "a,b", 'say "hi"', "back\\slash", "tab\there", "new\nline", 
 
 @pytest.fixture
 def small_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One heap block per PostgreSQL range and 7 rows per SQLite fetch: many pieces to join."""
+    """One heap block per PostgreSQL range, 3 users per folded SQLite fetch and 7 rows per
+    plain one: many pieces to join."""
     monkeypatch.setattr(snapshot, "SNAPSHOT_BLOCKS", 1)
+    monkeypatch.setattr(snapshot, "SQLITE_USERS", 3)
     monkeypatch.setattr(snapshot, "SNAPSHOT_CHUNK", 7)
 
 
@@ -109,6 +111,31 @@ def test_ids_holding_the_separator_come_back_whole(engine: Engine, sessions,
     expected = _stored(sessions)
     assert _rows(_snapshot(sessions)) == expected == sorted(
         (r.user_id, r.item_id, r.value, r.timestamp) for r in rows)
+
+
+def test_values_come_back_as_the_stored_doubles_cast_to_float32(engine: Engine, sessions,
+                                                                small_reads) -> None:
+    """Values no short decimal gives back (SQLite folds them as text: 17 digits), tiny, huge
+    and negative ones; on SQLite the folded read equals the plain row-by-row one."""
+    # Halfway between two float32s, then one double above and below: 15 digits round both
+    # to the same side, the float32 casts differ.
+    midpoint = (1.5 + float(np.nextafter(np.float32(1.5), np.float32(2)))) / 2
+    values = [0.1 + 0.2, 1 / 3, 3.7, 2.5, 1e-300, 123456789.123456789, -4.25, 5.0,
+              float(np.float32(1 / 3)), float(np.nextafter(np.float32(2), np.float32(3))),
+              float(np.nextafter(midpoint, 2.0)), float(np.nextafter(midpoint, 1.0))]
+    rows = [RatingRow(f"u{k % 3}", f"i{k}", v, k) for k, v in enumerate(values)]
+    with sessions() as session:
+        store.upsert_ratings(session, ratings=rows)
+        session.commit()
+    taken = _snapshot(sessions)
+    expected = sorted((r.user_id, r.item_id, float(np.float32(r.value)), r.timestamp)
+                      for r in rows)
+    assert _rows(taken) == expected == _stored(sessions)
+    if engine.dialect.name == "sqlite":
+        with sessions() as session:
+            plain = snapshot._snapshot_sqlite_rows(session)
+        assert _rows(plain) == expected
+        assert plain.values.tobytes() == taken.values.tobytes()
 
 
 def test_snapshot_reads_in_chunks(engine: Engine, sessions, small_reads) -> None:
