@@ -354,14 +354,15 @@ def stage_serve(state: dict, args: argparse.Namespace, tmp: Path) -> dict:
     url = state["serve_url"]
     model_dir = tmp / "models"
     version = "scale-benchmark"
-    shutil.copytree(state["model_path"], model_dir / version)
+    shutil.copytree(state["model_path"], model_dir / version, dirs_exist_ok=True)
     engine = store.make_engine(url)
     try:
-        with store.make_session_factory(engine)() as session:
-            store.register_model(session, version=version, params={}, metrics={},
-                                 n_users=state["users"], n_items=state["items"],
-                                 n_ratings=state["ratings"], training_seconds=0.0,
-                                 activate=True)
+        with store.unit_of_work(store.make_session_factory(engine)) as session:
+            if store.get_model(session, version=version) is None:  # a kept workdir has it
+                store.register_model(session, version=version, params={}, metrics={},
+                                     n_users=state["users"], n_items=state["items"],
+                                     n_ratings=state["ratings"], training_seconds=0.0,
+                                     activate=True)
     finally:
         engine.dispose()
     with socket.socket() as sock:
@@ -406,6 +407,7 @@ def stage_serve(state: dict, args: argparse.Namespace, tmp: Path) -> dict:
         except subprocess.TimeoutExpired:
             server.kill()
     ratios = [r["rps"] / c["rps"] for r, c in zip(recs, ceiling, strict=True)]
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())  # 1, 5, 15 min, after the rounds
     return {
         "seconds": float("nan"), "peak_mb": peak, "n": len(paths),
         "healthz_rps": statistics.median(c["rps"] for c in ceiling),
@@ -413,7 +415,8 @@ def stage_serve(state: dict, args: argparse.Namespace, tmp: Path) -> dict:
         "p50_ms": statistics.median(r["p50_ms"] for r in recs),
         "p99_ms": statistics.median(r["p99_ms"] for r in recs),
         "ratio": statistics.median(ratios),
-        "errors": sum(r["errors"] for r in recs + ceiling),
+        "errors": sum(r["errors"] for r in recs + ceiling), "load": load,
+        "rounds": {"healthz": ceiling, "recommendations": recs},
     }
 
 
@@ -460,6 +463,12 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL stages")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the file, databases and model go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the run's directory and PostgreSQL database (printed at "
+                             "the end) for --only serve")
+    parser.add_argument("--only", choices=["serve"], default=None,
+                        help="rerun one stage on the kept run in --workdir (made by --keep): "
+                             "no generating, importing or training")
     parser.add_argument("--json", type=Path, default=None, help="write the results here too")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--state", help=argparse.SUPPRESS)
@@ -468,10 +477,17 @@ def main() -> None:
         child(args.stage, args.state)
         return
 
+    if args.only == "serve":
+        serve_only(args)
+        return
+
     from recommender.store import testing
 
-    tmp_context = tempfile.TemporaryDirectory(prefix="recommender-scale-", dir=args.workdir)
-    tmp = Path(tmp_context.name)
+    if args.keep:
+        tmp = Path(tempfile.mkdtemp(prefix="recommender-scale-", dir=args.workdir))
+    else:
+        tmp_context = tempfile.TemporaryDirectory(prefix="recommender-scale-", dir=args.workdir)
+        tmp = Path(tmp_context.name)
     pg_url = None if args.no_postgres else _postgres_url()
     state = {
         "users": args.users, "items": args.items, "ratings": args.ratings, "seed": args.seed,
@@ -514,15 +530,48 @@ def main() -> None:
             state["serve_url"] = pg_url or state["sqlite_url"]
             results["serve"] = stage_serve(state, args, tmp)
     finally:
-        if pg_url is not None:
-            testing.drop_postgres_database(pg_url)
-        tmp_context.cleanup()
+        if args.keep:
+            state["serve_url"] = pg_url or state["sqlite_url"]
+            state_path.write_text(json.dumps(state))
+            print(f"[scale] kept {tmp}: rerun the serve stage with --only serve --workdir {tmp}"
+                  f" (drop the database {pg_url} and the directory when done)", file=sys.stderr)
+        else:
+            if pg_url is not None:
+                testing.drop_postgres_database(pg_url)
+            tmp_context.cleanup()
     report(results, state, args, serve_skip, pg_url is not None)
     if args.json is not None:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                          "state": {k: v for k, v in state.items()
                                                    if not k.endswith(("url", "file", "path"))},
                                          "results": results}, indent=2, default=str))
+
+
+def serve_only(args: argparse.Namespace) -> None:
+    """The serve stage again on a run kept by ``--keep`` (its state.json in ``--workdir``)."""
+    if args.workdir is None or not (args.workdir / "state.json").is_file():
+        raise SystemExit(f"--only serve needs --workdir DIR of a run made with --keep. "
+                         f"Received: workdir={str(args.workdir)!r}")
+    if shutil.which("wrk") is None:
+        raise SystemExit("--only serve needs wrk, which is not installed")
+    state = json.loads((args.workdir / "state.json").read_text())
+    serve = stage_serve(state, args, args.workdir)
+    print(f"\nserve only: {state['users']:,} users x {state['items']:,} items, "
+          f"{state['ratings']:,} ratings; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    _serve_rows(serve, args)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                         "results": {"serve": serve}}, indent=2, default=str))
+
+
+def _serve_rows(serve: dict, args: argparse.Namespace) -> None:
+    print(f"{'serve: GET /healthz':<28}{'':>9}{serve['healthz_rps']:>10,.0f}/s"
+          f"{serve['peak_mb'] / 1024:>8.2f} GB  the ceiling, {args.concurrency} clients")
+    print(f"{'serve: GET recommendations':<28}{'':>9}{serve['rps']:>10,.0f}/s{'':>10}  "
+          f"p50 {serve['p50_ms']:.1f} ms, p99 {serve['p99_ms']:.1f} ms, "
+          f"{serve['ratio']:.0%} of the ceiling (median of {args.rounds} paired rounds), "
+          f"{serve['errors']} errors; load average {serve['load']}")
 
 
 def report(results: dict, state: dict, args: argparse.Namespace, serve_skip: str | None,
@@ -574,13 +623,7 @@ def report(results: dict, state: dict, args: argparse.Namespace, serve_skip: str
     if serve_skip is not None:
         print(f"{'serve':<28}{'skipped':>9}  {serve_skip}")
     else:
-        serve = results["serve"]
-        print(f"{'serve: GET /healthz':<28}{'':>9}{serve['healthz_rps']:>10,.0f}/s"
-              f"{serve['peak_mb'] / 1024:>8.2f} GB  the ceiling, {args.concurrency} clients")
-        print(f"{'serve: GET recommendations':<28}{'':>9}{serve['rps']:>10,.0f}/s{'':>10}  "
-              f"p50 {serve['p50_ms']:.1f} ms, p99 {serve['p99_ms']:.1f} ms, "
-              f"{serve['ratio']:.0%} of the ceiling (median of {args.rounds} paired rounds), "
-              f"{serve['errors']} errors")
+        _serve_rows(results["serve"], args)
     if postgres and results["bad_row_pg"].get("message"):
         print(f"\nbad row: {results['bad_row_pg']['message']}")
     print("\npeak RSS: each stage's child process (interpreter and imports included); "

@@ -11,7 +11,7 @@ need parameters call :meth:`_require_fitted`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -20,8 +20,18 @@ from ..core.optimizers import Optimizer
 from .config import RBMConfig
 from .distributed import Shard
 
-# ``(n_tied, W_tied, W_states, a_states)``: the weights rearranged for scoring.
-ServingWeights = tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]
+
+class ServingWeights(NamedTuple):
+    """The weights rearranged for scoring (``ScoringMixin._serving_weights`` says how)."""
+
+    n_tied: int
+    W_tied: torch.Tensor  # (items, n_tied)
+    W_states: torch.Tensor  # (2 * items, rest), state-major
+    a_states: torch.Tensor  # (2, items)
+    # The candidate search's (``ScoringMixin._top_log_odds``); None where bf16 is not fast:
+    W_tied16: torch.Tensor | None  # W_tied in bfloat16
+    W_states16: torch.Tensor | None  # W_states in bfloat16
+    norms: torch.Tensor | None  # (2, items): ||W_tied[j]||, max_s ||W_states[s, j]||
 
 
 def resolve_device(device: str = "auto") -> torch.device:

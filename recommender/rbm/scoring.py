@@ -15,8 +15,20 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..core import backend
 from . import functional as Fn
+from .base import ServingWeights
 from .encoding import N_STATES, EncodingMixin
+
+# recommend() on a large catalogue (ScoringMixin._top_log_odds): each user's top CANDIDATES
+# items by an upper bound from bfloat16 products are rescored exactly. The search runs on
+# catalogues of at least CANDIDATE_SHARE times that many items; on smaller ones the full
+# fp32 products cost little more.
+CANDIDATES = 32
+CANDIDATE_SHARE = 8
+# The bf16 products' error is at most BF16_ERROR * ||h|| * ||w|| (_upper_log_odds): three
+# unit roundoffs of bf16 (3 * 2**-8 = 0.0117) with room for the second-order and fp32 terms.
+BF16_ERROR = 0.0125
 
 
 class ScoringMixin(EncodingMixin):
@@ -44,31 +56,34 @@ class ScoringMixin(EncodingMixin):
         log_odds = self._shrink(Fn.rated_log_odds(logits.view(n, -1, N_STATES)), rated.sum(dim=1))
         return torch.sigmoid(log_odds).masked_fill(rated, float("-inf")), probs
 
-    def _shrink(self, log_odds: torch.Tensor, n_known: torch.Tensor) -> torch.Tensor:
+    def _shrink(self, log_odds: torch.Tensor, n_known: torch.Tensor,
+                prior: torch.Tensor | None = None) -> torch.Tensor:
         """``(n * log_odds + c * prior) / (n + c)`` per user (``n_known``: their ratings the
         model knows; ``c = config.prior_strength``): the ranking's shrinkage toward the
         population for users with few ratings. In place; unchanged when ``c`` is 0 or the
-        model has no prior (artifacts saved before it existed)."""
+        model has no prior (artifacts saved before it existed). ``prior``: the population's
+        log-odds of the columns of ``log_odds`` when they are not every item's."""
         c = self.config.prior_strength
         if c == 0 or self.prior is None:
             return log_odds
         n = n_known.to(log_odds.dtype).unsqueeze(1)
-        return log_odds.mul_(n).add_(self.prior, alpha=c).div_(n + c)
+        return log_odds.mul_(n).add_(self.prior if prior is None else prior, alpha=c).div_(n + c)
 
-    def _serving_weights(self) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _serving_weights(self) -> ServingWeights:
         """The weights rearranged for scoring, rebuilt whenever W or a change.
 
-        Returns ``(n_tied, W_tied, W_states, a_states)``: ``W_tied (items, n_tied)`` holds the
-        engagement weights once (they are equal for both states, so their share of the
-        logits is computed once per item: a quarter fewer multiply-adds), ``W_states
-        (2 * items, rest)`` the other columns in state-major order and ``a_states (2, items)``
-        the biases, so that each state's logits come out as one contiguous block (element-
-        wise work on interleaved columns is several times slower). Engagement columns whose
-        weights are not tied (e.g. set by hand with ``set_weights``) are treated like the
-        rest.
+        ``W_tied (items, n_tied)`` holds the engagement weights once (they are equal for both
+        states, so their share of the logits is computed once per item: a quarter fewer
+        multiply-adds), ``W_states (2 * items, rest)`` the other columns in state-major order
+        and ``a_states (2, items)`` the biases, so that each state's logits come out as one
+        contiguous block (element-wise work on interleaved columns is several times slower).
+        Engagement columns whose weights are not tied (e.g. set by hand with
+        ``set_weights``) are treated like the rest. On a CPU with fast bfloat16 products,
+        also their bf16 copies and per-item norms, for the candidate search of
+        :meth:`_top_log_odds`.
         """
         key = (self.W.data_ptr(), self.W._version, self.a._version)  # in-place updates count
-        cached = getattr(self, "_serving", None)
+        cached = self._serving
         if cached is not None and cached[0] == key:
             return cached[1]
         W3 = self.W.view(-1, N_STATES, self.W.shape[1])  # (items, state, hidden)
@@ -76,11 +91,45 @@ class ScoringMixin(EncodingMixin):
         if not torch.equal(W3[:, 0, :n_tied], W3[:, 1, :n_tied]):
             n_tied = 0
         n_items, _, n_total = W3.shape
-        weights = (n_tied, W3[:, 0, :n_tied].contiguous(),
-                   W3[:, :, n_tied:].transpose(0, 1).reshape(N_STATES * n_items, n_total - n_tied),
-                   self.a.view(-1, N_STATES).t().contiguous())
+        W_tied = W3[:, 0, :n_tied].contiguous()
+        W_states = W3[:, :, n_tied:].transpose(0, 1).reshape(N_STATES * n_items,
+                                                             n_total - n_tied)
+        W_tied16 = W_states16 = norms = None
+        if self.W.device.type == "cpu" and backend.cpu_has_fast_bfloat16():
+            W_tied16, W_states16 = W_tied.bfloat16(), W_states.bfloat16()
+            norms = torch.stack([W_tied.norm(dim=1),
+                                 W_states.norm(dim=1).view(N_STATES, n_items).amax(dim=0)])
+        weights = ServingWeights(n_tied, W_tied, W_states,
+                                 self.a.view(-1, N_STATES).t().contiguous(),
+                                 W_tied16, W_states16, norms)
         self._serving = (key, weights)
         return weights
+
+    def _hidden_of(self, batch: Fn.SparseBatch, w: ServingWeights,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(ph (users, hidden), items (entries,), n_known (users,))``: the mean-field hidden
+        activations from the serving weights (not from W: one copy of the weights per batch
+        goes through the caches instead of two), the item of each entry, ratings per user."""
+        items = torch.div(batch.cols, N_STATES, rounding_mode="floor")
+        state_major = (batch.cols - items * N_STATES) * self.n_items + items
+        ph = torch.sigmoid(torch.cat([
+            F.embedding_bag(items, w.W_tied, batch.offsets, mode="sum"),
+            F.embedding_bag(state_major, w.W_states, batch.offsets, mode="sum")], dim=1) + self.b)
+        n_known = batch.offsets.diff(append=batch.offsets.new_tensor([len(items)]))
+        return ph, items, n_known
+
+    def _log_odds_of_hidden(self, ph: torch.Tensor, n_known: torch.Tensor, w: ServingWeights,
+                            ) -> torch.Tensor:
+        """(users, items) shrunk log-odds of rating each item, rated items not masked yet.
+
+        Logits ``z_s = a_s + h_tied W_tied + h_rest W_s``: the tied part is shared by both
+        states, so it is added once, to ``log(exp(z_0 - tied) + exp(z_1 - tied))``."""
+        n = ph.shape[0]
+        rest = torch.mm(ph[:, w.n_tied:], w.W_states.t()).view(n, N_STATES, self.n_items)
+        log_odds = Fn.rated_log_odds(rest + w.a_states, dim=1)
+        if w.n_tied:
+            log_odds.addmm_(ph[:, :w.n_tied], w.W_tied.t())
+        return self._shrink(log_odds, n_known)
 
     def _rated_log_odds(self, batch: Fn.SparseBatch) -> torch.Tensor:
         """(users, items) log-odds that the user rates each item, ``-inf`` where they have.
@@ -88,27 +137,113 @@ class ScoringMixin(EncodingMixin):
         ``p(rated) = sigmoid(log-odds)``, the sum of the two rated states' probabilities, and
         the log-odds are ``log(exp(z_disliked) + exp(z_liked))`` of the two states' logits
         (``Fn.rated_log_odds``), shrunk toward the population's for users with few ratings
-        (:meth:`_shrink`). The serving hot path: ``recommend`` ranks by the log-odds
-        and applies the sigmoid to the top ``k`` only. It reads only the serving weights,
-        which stay in the caches better than W and them both.
+        (:meth:`_shrink`). The exact serving path: ``score_items`` returns it, and
+        ``recommend`` ranks by it (through :meth:`_top_log_odds`), applying the sigmoid to
+        the top ``k`` only.
         """
-        n_tied, W_tied, W_states, a_states = self._serving_weights()
-        # The hidden input from the same rearranged weights (not from W): one copy of the
-        # weights per batch goes through the caches instead of two.
-        items = torch.div(batch.cols, N_STATES, rounding_mode="floor")
-        state_major = (batch.cols - items * N_STATES) * self.n_items + items
-        ph = torch.sigmoid(torch.cat([
-            F.embedding_bag(items, W_tied, batch.offsets, mode="sum"),
-            F.embedding_bag(state_major, W_states, batch.offsets, mode="sum")], dim=1) + self.b)
-        n = batch.size
-        # Logits z_s = a_s + h_tied W_tied + h_rest W_s: the tied part is shared by both states.
-        rest = torch.mm(ph[:, n_tied:], W_states.t()).view(n, N_STATES, self.n_items) + a_states
-        log_odds = Fn.rated_log_odds(rest, dim=1)
-        if n_tied:
-            log_odds.addmm_(ph[:, :n_tied], W_tied.t())
-        self._shrink(log_odds, batch.offsets.diff(append=batch.offsets.new_tensor([len(items)])))
+        w = self._serving_weights()
+        ph, items, n_known = self._hidden_of(batch, w)
+        log_odds = self._log_odds_of_hidden(ph, n_known, w)
         log_odds.view(-1).index_fill_(0, batch.row_of * self.n_items + items, float("-inf"))
         return log_odds
+
+    def _top_log_odds(self, batch: Fn.SparseBatch, k: int, allowed: torch.Tensor | None,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(values, indices)``, each ``(users, k)``: the top ``k`` of :meth:`_rated_log_odds`
+        with the items ``allowed`` rules out at ``-inf``; what ``recommend`` ranks by.
+
+        On a large catalogue, where bfloat16 products are fast, the full fp32 products are
+        not needed. Candidate search: the log-odds of every item come from bf16 products,
+        plus the error bound of :meth:`_upper_log_odds`: an upper bound of each exact
+        value. Each user's top ``m = max(CANDIDATES, 2 k)`` items by that bound are scored
+        exactly in fp32 (:meth:`_log_odds_at`), and the top ``k`` of them is the top ``k``
+        of all items whenever its ``k``-th value beats the ``m``-th candidate's bound: an
+        item left out has an exact value at most its own bound, which is at most that one.
+        A user whose list fails this check is scored exactly in full.
+
+        The values come from a gather and a batched product, not the full product, so they
+        can differ from :meth:`_rated_log_odds`' in the last bits of fp32 (a relative 1e-6):
+        two items that close may come out in either order, as they may across BLAS builds.
+        """
+        w = self._serving_weights()
+        m = max(CANDIDATES, 2 * k)
+        if w.W_states16 is None or m * CANDIDATE_SHARE > self.n_items:
+            log_odds = self._rated_log_odds(batch)
+            if allowed is not None:
+                log_odds.masked_fill_(~allowed, float("-inf"))
+            top = log_odds.topk(k, dim=1)
+            return top.values, top.indices
+        ph, items, n_known = self._hidden_of(batch, w)
+        rated = batch.row_of * self.n_items + items
+        upper = self._upper_log_odds(ph, n_known, w)
+        upper.view(-1).index_fill_(0, rated, float("-inf"))
+        if allowed is not None:
+            upper.masked_fill_(~allowed, float("-inf"))
+        candidates = upper.topk(m, dim=1)  # (users, m)
+        exact = self._log_odds_at(ph, n_known, candidates.indices, w)
+        exact.masked_fill_(candidates.values == float("-inf"), float("-inf"))
+        top = exact.topk(k, dim=1)
+        values, indices = top.values, candidates.indices.gather(1, top.indices)
+        bound = candidates.values[:, -1]  # no item left out can exceed it
+        # The margin covers the fp32 rounding of either path (a relative 1e-6 or less).
+        certain = (bound == float("-inf")) | (values[:, -1] > bound + 1e-4 * (1 + bound.abs()))
+        if not bool(certain.all()):
+            unsure = torch.nonzero(~certain).squeeze(1)
+            full = self._log_odds_of_hidden(ph[unsure], n_known[unsure], w)
+            row = torch.full((batch.size,), -1, dtype=torch.long, device=ph.device)
+            row[unsure] = torch.arange(len(unsure), device=ph.device)
+            theirs = row[batch.row_of] >= 0
+            full.view(-1).index_fill_(0, row[batch.row_of[theirs]] * self.n_items
+                                      + items[theirs], float("-inf"))
+            if allowed is not None:
+                full.masked_fill_(~(allowed[unsure] if allowed.dim() == 2 else allowed),
+                                  float("-inf"))
+            redo = full.topk(k, dim=1)
+            values[unsure], indices[unsure] = redo.values, redo.indices
+        return values, indices
+
+    def _upper_log_odds(self, ph: torch.Tensor, n_known: torch.Tensor, w: ServingWeights,
+                        ) -> torch.Tensor:
+        """(users, items): an upper bound of each exact log-odds (rated items not masked),
+        from bfloat16 products.
+
+        Error bound: rounding ``h`` and ``w`` to bf16 (unit roundoff ``u = 2**-8``), summing
+        their products in fp32 (``K * 2**-24`` for K terms) and rounding the result to bf16
+        move ``h . w`` by at most ``(3 u + O(u**2 + K 2**-24)) sum |h_i w_i|``, and
+        ``sum |h_i w_i| <= ||h|| ||w||`` (Cauchy-Schwarz): ``BF16_ERROR ||h|| ||w||``. The
+        log-odds ``log(exp(z_0) + exp(z_1)) + tied`` move by at most the larger error of
+        ``z_0``, ``z_1`` plus the tied part's (log-sum-exp is 1-Lipschitz in the max norm),
+        and the shrinkage scales that by ``n / (n + c)``. With the per-item norms
+        ``(||W_tied[j]||, max_s ||W_states[s, j]||)`` the bound is one rank-2 product.
+        """
+        assert w.W_tied16 is not None and w.W_states16 is not None and w.norms is not None
+        n = ph.shape[0]
+        ph16 = ph.bfloat16()
+        rest = torch.mm(ph16[:, w.n_tied:], w.W_states16.t()).view(n, N_STATES, self.n_items)
+        log_odds = Fn.rated_log_odds(rest.float() + w.a_states, dim=1)
+        if w.n_tied:
+            log_odds.add_(torch.mm(ph16[:, :w.n_tied], w.W_tied16.t()))
+        self._shrink(log_odds, n_known)
+        known = n_known.to(ph.dtype)
+        c = self.config.prior_strength if self.prior is not None else 0.0
+        scale = BF16_ERROR * known / (known + c) if c else torch.full_like(known, BF16_ERROR)
+        norms = torch.stack([ph[:, :w.n_tied].norm(dim=1), ph[:, w.n_tied:].norm(dim=1)], 1)
+        return log_odds.addmm_(norms * scale.unsqueeze(1), w.norms)
+
+    def _log_odds_at(self, ph: torch.Tensor, n_known: torch.Tensor, idx: torch.Tensor,
+                     w: ServingWeights) -> torch.Tensor:
+        """(users, m): the exact (fp32) shrunk log-odds of the items ``idx (users, m)``: the
+        formula of :meth:`_log_odds_of_hidden` on gathered weight rows."""
+        n, m = idx.shape
+        h_tied, h_rest = ph[:, :w.n_tied].unsqueeze(1), ph[:, w.n_tied:].unsqueeze(1)
+        # (users, m, hidden) rows times (users, 1, hidden), summed: for these shapes several
+        # times faster than a batched product.
+        z = torch.stack([(w.W_states[idx + s * self.n_items] * h_rest).sum(dim=-1)
+                         + w.a_states[s][idx] for s in range(N_STATES)], dim=1)
+        log_odds = Fn.rated_log_odds(z, dim=1)  # (users, m)
+        if w.n_tied:
+            log_odds.add_((w.W_tied[idx] * h_tied).sum(dim=-1))
+        return self._shrink(log_odds, n_known, None if self.prior is None else self.prior[idx])
 
     @torch.no_grad()
     def score_items(self, users_ratings: Sequence[Mapping[str, float]]) -> torch.Tensor:
@@ -137,13 +272,11 @@ class ScoringMixin(EncodingMixin):
         if len(users_ratings) == 0:
             return []
         self._require_fitted()
-        log_odds = self._rated_log_odds(self._encode_entries(users_ratings))
-        if allowed is not None:
-            log_odds.masked_fill_(~allowed, float("-inf"))
-        top = log_odds.topk(min(k, self.n_items), dim=1)
-        values = torch.sigmoid(top.values).cpu().tolist()
-        seen = (top.values == float("-inf")).cpu().tolist()
-        indices = top.indices.cpu().tolist()
+        top_values, top_indices = self._top_log_odds(self._encode_entries(users_ratings),
+                                                     min(k, self.n_items), allowed)
+        values = torch.sigmoid(top_values).cpu().tolist()
+        seen = (top_values == float("-inf")).cpu().tolist()
+        indices = top_indices.cpu().tolist()
         ids = self.item_ids
         return [[(ids[j], s) for s, j, rated in zip(vs, js, rs, strict=True) if not rated]
                 for vs, js, rs in zip(values, indices, seen, strict=True)]
