@@ -22,10 +22,11 @@ from .encoding import N_STATES, EncodingMixin
 
 # recommend() on a large catalogue (ScoringMixin._top_log_odds): each user's top CANDIDATES
 # items by an upper bound from bfloat16 products are rescored exactly. The search runs on
-# catalogues of at least CANDIDATE_SHARE times that many items; on smaller ones the full
-# fp32 products cost little more.
+# catalogues of at least CANDIDATE_SHARE times as many items as it rescores: a 32-user batch,
+# k=10, on 2 cores took 2.8 ms vs 1.8 ms for the full fp32 products at 1,682 items, 4.0 vs 4.7
+# at 3,706 and 9.8 vs 15.4 at 10,677 (MovieLens-100k, -1M and -10M's shapes).
 CANDIDATES = 32
-CANDIDATE_SHARE = 8
+CANDIDATE_SHARE = 100
 # The bf16 products' error is at most BF16_ERROR * ||h|| * ||w|| (_upper_log_odds): three
 # unit roundoffs of bf16 (3 * 2**-8 = 0.0117) with room for the second-order and fp32 terms.
 BF16_ERROR = 0.0125

@@ -15,7 +15,7 @@ from recommender.core import backend
 from recommender.data import generate_ratings
 from recommender.rbm import RBMConfig, RBMRecommender, scoring
 
-N_ITEMS = 800  # generated; the model sees ~600 >= CANDIDATE_SHARE * 2 * 32: k <= 32 searches
+N_ITEMS = 800  # generated; the model sees ~600 >= 8 * 2 * 32: k <= 32 searches at share 8
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def model() -> RBMRecommender:
     ratings = generate_ratings(n_users=150, n_items=N_ITEMS, ratings_per_user=20, seed=5)
     model = RBMRecommender(RBMConfig(n_hidden=12, n_preference_hidden=10, epochs=2, seed=2))
     model.fit(ratings, verbose=0)
-    assert model.n_items >= scoring.CANDIDATE_SHARE * max(scoring.CANDIDATES, 2 * 32)
+    assert model.n_items >= 8 * max(scoring.CANDIDATES, 2 * 32)
     return model
 
 
@@ -31,6 +31,7 @@ def model() -> RBMRecommender:
 def searching(model: RBMRecommender, monkeypatch: pytest.MonkeyPatch) -> RBMRecommender:
     """The model with the candidate search on (rebuilds the serving weights)."""
     monkeypatch.setattr(backend, "cpu_has_fast_bfloat16", lambda: True)
+    monkeypatch.setattr(scoring, "CANDIDATE_SHARE", 8)  # a small model, searched all the same
     model._serving = None
     yield model
     model._serving = None  # the next user builds them for its own CPU
