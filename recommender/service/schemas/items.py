@@ -1,0 +1,140 @@
+"""The catalogue: items written and read, pages of them, retiring one, and the lists (similar,
+popular, new)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..validation import Id, JsonObject, Title
+from .common import ID_TEXT, MAX_BATCH, RequestModel, ShownTitle, Timestamp, examples
+
+
+class ItemIn(RequestModel):
+    model_config = examples({"title": "Toy Story (1995)", "metadata": {"genres": ["Animation"]}})
+
+    title: Title | None = Field(
+        default=None, description="Display title, up to 1000 characters (no NUL)."
+    )
+    metadata: JsonObject | None = Field(
+        default=None,
+        description="Free-form JSON object: finite numbers only (no NaN/Infinity), strings "
+        "without NUL characters, nested at most 32 levels.",
+    )
+    active: bool | None = Field(
+        default=None,
+        description="false retires the item (never recommended nor returned as similar, "
+        "within the model poll interval); true restores it; omitted: a new item is active, "
+        "an existing one keeps its state.",
+    )
+    created: Timestamp | None = Field(
+        default=None,
+        description='Unix seconds the item appeared (the "new" list); omitted: its first '
+        "rating's time.",
+    )
+
+
+class ItemEntry(ItemIn):
+    model_config = examples(
+        {"item_id": "i1", "title": "Toy Story (1995)", "metadata": {"year": 1995}}
+    )
+
+    item_id: Id = Field(description=ID_TEXT.format(what="item"))
+
+
+class ItemBatch(RequestModel):
+    model_config = examples(
+        {
+            "items": [
+                {"item_id": "i1", "title": "Toy Story (1995)"},
+                {"item_id": "i2", "title": "GoldenEye (1995)", "metadata": {"year": 1995}},
+            ]
+        }
+    )
+
+    items: list[ItemEntry] = Field(
+        min_length=1, max_length=MAX_BATCH, description="Up to 10,000 items, all or nothing."
+    )
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    title: str | None
+    metadata: dict[str, Any] | None
+    active: bool = Field(
+        default=True,
+        exclude_if=lambda active: active,
+        description="Present (false) only for a retired item.",
+    )
+    created: int | None = Field(
+        default=None,
+        exclude_if=lambda created: created is None,
+        description="Unix seconds, when the item was given one.",
+    )
+
+
+class ItemsPage(BaseModel):
+    model_config = examples(
+        {
+            "items": [
+                {"item_id": "1", "title": "Toy Story (1995)", "metadata": None},
+                {"item_id": "2", "title": None, "metadata": None, "active": False},
+            ],
+            "next_cursor": "Mg",
+        }
+    )
+
+    items: list[ItemOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: last.")
+
+
+class ItemRetired(BaseModel):
+    model_config = examples({"item_id": "2", "active": False, "ratings_deleted": 0})
+
+    item_id: str
+    active: bool = Field(description="false: the item is retired.")
+    ratings_deleted: int = Field(description="Ratings erased with it (?erase_ratings=true).")
+
+
+class ListedItem(BaseModel):
+    """An item of a catalogue list (similar, popular, new); what ``score`` means is said by
+    the list's ``strategy``."""
+
+    item_id: str
+    score: float
+    title: ShownTitle = None
+
+
+class SimilarItems(BaseModel):
+    model_config = examples(
+        {
+            "item_id": "1",
+            "model_version": "20261202T120000Z-j1",
+            "strategy": "rbm",
+            "items": [{"item_id": "95", "score": 0.83, "title": "Aladdin (1992)"}],
+        }
+    )
+
+    item_id: str
+    model_version: str | None
+    strategy: Literal["rbm", "cooccurrence"] = Field(
+        description="rbm: cosine of the items' engagement weights in the active model (score "
+        "in [-1, 1]); cooccurrence: no model knows the item yet, score = users who rated both."
+    )
+    items: list[ListedItem]
+
+
+class ItemList(BaseModel):
+    model_config = examples(
+        {
+            "strategy": "popular",
+            "items": [{"item_id": "50", "score": 0.53, "title": "Star Wars (1977)"}],
+        }
+    )
+
+    strategy: Literal["popular", "new"] = Field(
+        description="popular: score is the popular list's score; new: score is the unix "
+        "time the item appeared (its created field, else its first rating)."
+    )
+    items: list[ListedItem]
