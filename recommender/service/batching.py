@@ -28,9 +28,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-# What ``process`` returns per request: its result, or the exception to raise for it alone.
-Outcome = R | BaseException
-
 
 class MicroBatcher(Generic[T, R]):
     """Run ``process(requests)`` on one worker thread for every request waiting at the time.
@@ -46,7 +43,8 @@ class MicroBatcher(Generic[T, R]):
 
     def __init__(
         self,
-        process: Callable[[list[T]], Sequence[Outcome]],
+        # One outcome per request: its result, or the exception to raise for it alone.
+        process: Callable[[list[T]], Sequence[R | BaseException]],
         *,
         max_batch: int = 64,
         name: str = "batch",

@@ -277,13 +277,18 @@ def recommend_many(
     """
     loaded = holder.current  # one model for the whole batch, whatever swaps meanwhile
     version = loaded.version if loaded else None
-    wanted = list(dict.fromkeys(r.user_id for r in requests if r.ratings is None))
+    wanted = list(dict.fromkeys(
+        r.user_id for r in requests if r.ratings is None and r.user_id is not None))
     stored = store.ratings_of_users(session, user_ids=wanted) if wanted else {}
-    ratings = [r.ratings if r.ratings is not None else stored.get(r.user_id, {}) for r in requests]
+    ratings: list[Mapping[str, float]] = [
+        r.ratings if r.ratings is not None
+        else stored.get(r.user_id, {}) if r.user_id is not None else {}
+        for r in requests
+    ]
     results: list[Recommendation | Exception | None] = [None] * len(requests)
 
     scored = [i for i, rated in enumerate(ratings) if rated] if loaded is not None else []
-    if scored:
+    if scored and loaded is not None:
         k = max(requests[i].k for i in scored)  # the top k of the top max-k: one call
         allowed = _allowed(loaded.model, [requests[i] for i in scored], catalogue)
         try:
@@ -312,11 +317,15 @@ def recommend_many(
             top = popular.top(session, k=request.k, exclude=skip)
             results[i] = Recommendation("popular", version, top)
 
+    answered: list[Recommendation | Exception] = []
+    for r in results:
+        assert r is not None  # every request got a list or its error above
+        answered.append(r)
     if titles is None:
-        return results  # type: ignore[return-value]
+        return answered
     named = titles.get(
         session,
-        (item for r in results if isinstance(r, Recommendation) for item, _ in r.items),
+        (item for r in answered if isinstance(r, Recommendation) for item, _ in r.items),
     )
     return [
         Recommendation(
@@ -327,7 +336,7 @@ def recommend_many(
         )
         if isinstance(r, Recommendation)
         else r
-        for r in results
+        for r in answered
     ]
 
 
