@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recommender.store import items as store_items
 
 from .polling import Poller
-from .validation import FieldError
+from .validation import ID_LENGTH, FieldError
 
 MAX_EXCLUDE = 1000  # ids in one exclude= list
 MAX_WHERE = 10  # conditions in one filter
@@ -91,11 +91,11 @@ def parse_filter(
             f"{exclude_field}: at most {MAX_EXCLUDE} ids. Received: {len(ids)} ids",
         )
     for position, item_id in enumerate(ids):
-        if not 1 <= len(item_id) <= 128:
+        if not 1 <= len(item_id) <= ID_LENGTH:
             raise FieldError(
                 f"{exclude_field}[{position}]",
                 item_id,
-                f"{exclude_field}[{position}]: ids must be 1-128 characters. "
+                f"{exclude_field}[{position}]: ids must be 1-{ID_LENGTH} characters. "
                 f"Received: item_id={item_id[:200]!r} ({len(item_id)} characters)",
             )
     conditions: list[tuple[str, str]] = []
@@ -251,6 +251,7 @@ class Catalogue(Poller):
         ranked = sorted(times.items(), key=lambda pair: (-pair[1], pair[0]))
         self._new = (time.monotonic() + self.lists_ttl_s, ranked)
         return ranked
+
 
 class Skipped(Mapping):
     """The items a fallback list (popular) must skip, as the container its ``exclude``

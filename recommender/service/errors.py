@@ -93,7 +93,7 @@ def field_name(loc: Sequence[str | int]) -> str:
     """``("body", "batch", "ratings", 3, "rating")`` -> ``"ratings[3].rating"``."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header"):
-        source = parts.pop(0)
+        source = str(parts.pop(0))
         if source != "body" and not parts:
             return source
     name = ""

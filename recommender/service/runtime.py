@@ -46,14 +46,14 @@ class Runtime:
     worker: JobWorker | None
     # Sessions for the recommendation batches' reads (see ``store.make_reader_factory``).
     readers: sessionmaker[Session]
+    # Retired items, metadata filters, the "new" list (polled like the active model).
+    catalogue: Catalogue
     recommender: MicroBatcher[RecommendationRequest, Recommendation] | None = None
     # Cuts connections that requests hold past RECOMMENDER_DB_TIMEOUT_S (a stalled database):
     # ``sessions`` and ``readers`` go through it, the training worker does not.
     guard: StallGuard | None = None
     _sweeper: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
-    # Retired items, metadata filters, the "new" list (polled like the active model).
-    catalogue: Catalogue | None = None
 
     @classmethod
     def build(cls, settings: Settings, metrics: ServiceMetrics) -> Runtime:

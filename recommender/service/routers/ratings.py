@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from fastapi import APIRouter
 
 from recommender import store
 
 from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
-from ..schemas import RatingBatch, RatingIn, RatingsBody, Received
+from ..schemas.common import Received
+from ..schemas.ratings import RatingBatch, RatingIn, RatingsBody
 from ..validation import check_rating_scale
 
 router = APIRouter(prefix="/v1/ratings", tags=["ratings"])
@@ -27,10 +29,10 @@ def post_ratings(
     if isinstance(body, RatingBatch):
         ratings: list[RatingIn] = body.ratings
         check_batch_size("ratings", len(ratings), settings)
-        fields = (f"ratings[{i}].rating" for i in range(len(ratings)))
+        fields: Iterable[str] = (f"ratings[{i}].rating" for i in range(len(ratings)))
     else:
         ratings = [body]
-        fields = iter(("rating",))
+        fields = ("rating",)
     check_rating_scale(zip(fields, (r.rating for r in ratings), strict=False), settings)
     now = int(time.time())
     rows = [

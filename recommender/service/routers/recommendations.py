@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from recommender import store
@@ -14,18 +15,14 @@ from recommender.rbm import explain as rbm_explain
 from ..catalogue import NO_FILTER, ItemFilter, parse_filter
 from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
 from ..errors import FieldError
-from ..schemas import (
-    AnonymousRequest,
-    Prediction,
-    Predictions,
-    Recommendations,
-)
+from ..runtime import Runtime
+from ..schemas.recommendations import AnonymousRequest, Prediction, Predictions, Recommendations
 from ..serving import Recommendation, RecommendationRequest
 from ..validation import UserIdPath, check_rating_scale, id_problem
+from .active_model import NO_MODEL_YET, served_model
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
-UserId = UserIdPath  # the one Id type (validation.Id): 1-128 characters, no NUL, no "/"
 K = Annotated[
     int | None,
     Query(ge=1, le=1000, description="How many items to return (default RECOMMENDER_DEFAULT_K)."),
@@ -126,7 +123,7 @@ def _json(
     response_model=Recommendations,
     openapi_extra={"parameters": FILTER_PARAMETERS},
 )
-async def user_recommendations(user_id: UserId, request: Request, k: K = None) -> Response:
+async def user_recommendations(user_id: UserIdPath, request: Request, k: K = None) -> Response:
     """Top ``k`` items the user has not rated; ``strategy`` says how they were chosen.
     Retired items never appear; ``exclude``/``where`` filter before the top ``k``.
 
@@ -138,26 +135,31 @@ async def user_recommendations(user_id: UserId, request: Request, k: K = None) -
     if k is None:
         k = runtime.settings.default_k
     item_filter, explain = _query_options(request)
-    result = await runtime.recommend(
-        RecommendationRequest(k=k, user_id=user_id, item_filter=item_filter)
-    )
+    wanted = RecommendationRequest(k=k, user_id=user_id, item_filter=item_filter)
+    return await _answer(runtime, wanted, explain)
+
+
+async def _answer(runtime: Runtime, request: RecommendationRequest, explain: bool) -> Response:
+    """Recommend, with the reasons when asked; the body for a user or a visitor."""
+    result = await runtime.recommend(request)
     if explain:
-        because = await run_in_threadpool(_explain, runtime, result, user_id, None)
-        return _json(user_id, result, because)
-    return _json(user_id, result)
+        rated = request.user_id if request.ratings is None else request.ratings
+        because = await run_in_threadpool(_explain, runtime, result, rated)
+        return _json(request.user_id, result, because)
+    return _json(request.user_id, result)
 
 
 def _explain(
-    runtime: Any, result: Recommendation, user_id: str | None, ratings: dict | None
+    runtime: Runtime, result: Recommendation, rated: str | Mapping[str, float] | None
 ) -> dict[str, list]:
     """``{item: [{item_id, title, contribution, share}, ...]}`` for an RBM list (empty lists
-    for the popular one: no rated item made it)."""
+    for the popular one: no rated item made it). ``rated``: the user's id (their ratings are
+    read) or the visitor's ratings."""
     loaded = runtime.models.current
-    if result.strategy != "rbm" or loaded is None:
+    if result.strategy != "rbm" or loaded is None or rated is None:
         return {}
     with runtime.sessions() as session:
-        if ratings is None:
-            ratings = store.user_ratings(session, user_id=user_id)
+        ratings = store.user_ratings(session, user_id=rated) if isinstance(rated, str) else rated
         parts = rbm_explain.contributions(loaded.model, ratings, [item for item, _ in result.items])
         top = {item: found[:EXPLAIN_TOP] for item, found in parts.items()}
         titles = runtime.titles.get(session, (c.item_id for cs in top.values() for c in cs))
@@ -189,22 +191,17 @@ async def anonymous_recommendations(
     item_filter = parse_filter(
         body.exclude or None, body.where, exclude_field="exclude", where_field="where"
     )
-    result = await runtime.recommend(
-        RecommendationRequest(k=k, ratings=ratings, item_filter=item_filter)
-    )
-    if explain:
-        because = await run_in_threadpool(_explain, runtime, result, None, ratings)
-        return _json(None, result, because)
-    return _json(None, result)
+    request = RecommendationRequest(k=k, ratings=ratings, item_filter=item_filter)
+    return await _answer(runtime, request, explain)
 
 
 @router.get(
     "/users/{user_id}/predictions",
     response_model=Predictions,
-    responses={409: {"description": "No model has been trained yet."}},
+    responses=NO_MODEL_YET,
 )
 def user_predictions(
-    user_id: UserId,
+    user_id: UserIdPath,
     session: SessionDep,
     runtime: RuntimeDep,
     item_ids: Annotated[str, Query(min_length=1, description="Comma-separated item ids.")],
@@ -226,12 +223,7 @@ def user_predictions(
                 f"item_ids[{position}]: {problem}. "
                 f"Received: item_id={item_id[:200]!r} ({len(item_id)} characters)",
             )
-    loaded = runtime.models.current
-    if loaded is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "no model has been trained yet: POST /v1/admin/retrain first",
-        )
+    loaded = served_model(runtime)
     ratings = store.user_ratings(session, user_id=user_id)
     probabilities = loaded.model.predict_like(ratings, ids)
     return Predictions(

@@ -13,7 +13,7 @@ from recommender.store import items as store_items
 
 from ..deps import RuntimeDep, SessionDep
 from ..errors import FieldError
-from ..schemas import (
+from ..schemas.users import (
     GenreShare,
     HiddenUnit,
     LoadingItem,
@@ -24,15 +24,14 @@ from ..schemas import (
     UserRatingsPage,
 )
 from ..validation import ItemIdPath, UserIdPath
+from .active_model import NO_MODEL_YET, served_model
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
-
-UserId = UserIdPath  # the one Id type (validation.Id): 1-128 characters, no NUL, no "/"
 
 
 @router.get("/{user_id}/ratings", response_model=UserRatingsPage)
 def get_user_ratings(
-    user_id: UserId,
+    user_id: UserIdPath,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Ratings per page.")] = 100,
     cursor: Annotated[
@@ -55,7 +54,7 @@ def get_user_ratings(
 
 @router.delete("/{user_id}/ratings/{item_id}", response_model=RatingDeleted)
 def delete_rating(
-    user_id: UserId, item_id: ItemIdPath, session: SessionDep, runtime: RuntimeDep
+    user_id: UserIdPath, item_id: ItemIdPath, session: SessionDep, runtime: RuntimeDep
 ) -> RatingDeleted:
     """Take back one rating; the next recommendation folds in without it. 404 when the
     user has no rating of the item."""
@@ -72,10 +71,10 @@ def delete_rating(
 @router.get(
     "/{user_id}/profile",
     response_model=UserProfile,
-    responses={409: {"description": "No model has been trained yet."}},
+    responses=NO_MODEL_YET,
 )
 def user_profile(
-    user_id: UserId,
+    user_id: UserIdPath,
     session: SessionDep,
     runtime: RuntimeDep,
     units: Annotated[int, Query(ge=1, le=64, description="How many hidden units.")] = 3,
@@ -84,15 +83,10 @@ def user_profile(
     """The user's most active hidden units (engagement units, largest lift of p(on) over a
     user with no ratings), each with the items that load most on it and the genres
     (``metadata.genres``) two or more of those items share. 409 before any model exists."""
-    loaded = runtime.models.current
-    if loaded is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "no model has been trained yet: POST /v1/admin/retrain first",
-        )
+    loaded = served_model(runtime)
     model = loaded.model
     ratings = store.user_ratings(session, user_id=user_id)
-    allowed = runtime.catalogue.base_mask(model) if runtime.catalogue is not None else None
+    allowed = runtime.catalogue.base_mask(model)
     found = rbm_explain.profile(model, ratings, units=units, items_per_unit=items, allowed=allowed)
     listed = [item for unit in found for item, _ in unit.items]
     titles = runtime.titles.get(session, listed)
@@ -100,8 +94,7 @@ def user_profile(
     for unit in found:
         genres: Counter[str] = Counter()
         for item, _ in unit.items:
-            meta = runtime.catalogue.metadata(item) if runtime.catalogue is not None else None
-            values = (meta or {}).get("genres")
+            values = (runtime.catalogue.metadata(item) or {}).get("genres")
             if isinstance(values, list):
                 genres.update({str(g) for g in values})
         out.append(
@@ -124,7 +117,7 @@ def user_profile(
 
 
 @router.delete("/{user_id}", response_model=UserDeleted)
-def delete_user(user_id: UserId, session: SessionDep) -> UserDeleted:
+def delete_user(user_id: UserIdPath, session: SessionDep) -> UserDeleted:
     """Erase the user's ratings; their recommendations become cold-start at once."""
     deleted = store.delete_user(session, user_id=user_id)
     session.commit()
