@@ -42,3 +42,20 @@ def id_problem(value: str) -> str | None:
     if "/" in value:
         return "ids must not contain '/'"
     return None
+
+
+# Item ids no route can read: GET /v1/items/new and GET /v1/items/popular are the catalogue's
+# lists, so an item with one of these ids could be written but never read back.
+RESERVED_ITEM_IDS = frozenset({"new", "popular"})
+
+
+def item_id_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid item id (``None`` when it is): :func:`id_problem`'s
+    rules, and none of :data:`RESERVED_ITEM_IDS`."""
+    problem = id_problem(value)
+    if problem is None and value in RESERVED_ITEM_IDS:
+        return (
+            "item ids must not be 'new' or 'popular': GET /v1/items/new and "
+            "/v1/items/popular are the lists, so such an item could not be read"
+        )
+    return problem

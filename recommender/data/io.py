@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ids import id_problem
+from .ids import id_problem, item_id_problem
 from .ratings import Ratings, factorize_ids, first_bad_row
 
 
@@ -201,12 +201,14 @@ def read_ratings(path: str | Path, *, rating_min: float | None = None,
 def _first_bad_id(ratings: Ratings) -> tuple[int, str] | None:
     """``(row, message)`` for the first row whose user or item id the HTTP API would refuse
     (:func:`recommender.data.ids.id_problem`: 1-128 characters, no NUL, no lone
-    surrogate, no '/'), so that every id the store holds can be addressed through the API.
+    surrogate, no '/'; for items also ``item_id_problem``: not 'new' nor 'popular'), so that
+    every id the store holds can be addressed through the API.
     Checked once per distinct id (the categories), then mapped to the rows through the codes."""
     first: tuple[int, str] | None = None
-    for field, ids, codes in (("user", ratings.user_ids, ratings.user_codes),
-                              ("item", ratings.item_ids, ratings.item_codes)):
-        problems = [id_problem(str(value)) for value in ids]
+    for field, ids, codes, problem_of in (
+            ("user", ratings.user_ids, ratings.user_codes, id_problem),
+            ("item", ratings.item_ids, ratings.item_codes, item_id_problem)):
+        problems = [problem_of(str(value)) for value in ids]
         bad = np.fromiter((p is not None and len(value) > 0 for p, value in zip(
             problems, ids, strict=True)), dtype=bool, count=len(ids))  # empty: first_bad_row's
         if not bad.any():

@@ -11,7 +11,9 @@ Valid JSON can still carry values no database stores faithfully:
 Each is refused here with 422 naming the field, before anything is written. Ids also may not
 contain ``/``: a client sends ``a/b`` in a URL as ``a%2Fb``, which the server decodes back to
 ``a/b`` before routing, so such an id could be written in a body but never addressed by a
-route (read, un-rated or erased). Refusing it at write time keeps every stored id addressable.
+route (read, un-rated or erased). Refusing it at write time keeps every stored id addressable;
+for the same reason an item id written may not be ``new`` or ``popular`` (GET /v1/items/new
+and /v1/items/popular are the lists).
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from pydantic_core import PydanticCustomError
 
 # The id rules live below the service (recommender import applies them too); re-exported here
 # for the routers.
-from recommender.data.ids import ID_LENGTH, id_problem, text_problem  # noqa: F401
+from recommender.data.ids import (  # noqa: F401
+    ID_LENGTH,
+    RESERVED_ITEM_IDS,
+    id_problem,
+    item_id_problem,
+    text_problem,
+)
 
 if TYPE_CHECKING:  # settings imports the schemas, which import this module
     from .settings import Settings
@@ -98,6 +106,12 @@ def _check_id(value: str) -> str:
     return value
 
 
+def _check_item_id(value: str) -> str:
+    if value in RESERVED_ITEM_IDS:
+        raise PydanticCustomError("reserved_item_id", str(item_id_problem(value)))
+    return value
+
+
 def json_problem(value: Any, path: str = "", depth: int = 0) -> tuple[str, Any, str] | None:
     """The first ``(path, value, reason)`` in a JSON value that cannot be stored: a NUL or
     lone surrogate in a key or string, a non-finite number, nesting over
@@ -154,6 +168,15 @@ Id = Annotated[
     # Documented only: the check is _check_id (a JSON Schema pattern cannot name surrogates).
     Field(json_schema_extra={"pattern": "^[^/\\u0000]+$"}),
 ]
+# The id of an item being written (a rating's item; PUT and POST /v1/items): an Id that is not
+# "new" nor "popular", the paths of the lists (GET /v1/items/new could not read such an item).
+# Routes that only address an item take any Id, so an item stored before the rule stays
+# reachable where it can be.
+ItemIdIn = Annotated[
+    Id,
+    AfterValidator(_check_item_id),
+    Field(json_schema_extra={"not": {"enum": sorted(RESERVED_ITEM_IDS)}}),
+]
 # Free text that is stored (titles): no NUL, no lone surrogate.
 Title = Annotated[str, StringConstraints(max_length=TITLE_LENGTH), AfterValidator(_check_text)]
 # Free-form JSON that is stored (item metadata): strings as in Title, finite numbers only.
@@ -177,6 +200,13 @@ def check_rating_scale(ratings: Iterable[tuple[str, float]], settings: Settings)
 # Ids in URL paths: the same Id type, documented as a path parameter.
 UserIdPath = Annotated[Id, Path(description="The user's id (see Id: no '/', 1-128 characters).")]
 ItemIdPath = Annotated[Id, Path(description="The item's id (see Id: no '/', 1-128 characters).")]
+ItemIdInPath = Annotated[
+    ItemIdIn,
+    Path(
+        description="The item's id (see Id: no '/', 1-128 characters; not 'new' nor 'popular', "
+        "the paths of the lists)."
+    ),
+]
 # Admin paths: a job id fits the INTEGER column on every database (a larger one gave 500 on
 # both); a model version is stored text (no NUL: PostgreSQL refused it with a 500).
 JobIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="The job's id.")]

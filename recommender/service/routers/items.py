@@ -1,15 +1,20 @@
-"""The catalogue: titles and JSON metadata, one item or many; retiring items; the lists a
-front page needs (popular, new) and similar items.
+"""The catalogue: titles and JSON metadata, one item or many; changing some of an item's fields;
+retiring items; the lists a front page needs (popular, new) and similar items.
 
 Route order matters: ``/popular`` and ``/new`` are declared before ``/{item_id}`` so they are
-not taken for item ids (an item called "popular" or "new" is still written and listed, but
-``GET /v1/items/popular`` answers the list)."""
+not taken for item ids. An item id that is written (PUT, POST, a rating) may therefore not be
+``new`` or ``popular`` (422 naming the field): GET /v1/items/{item_id} could not read it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import islice
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy.orm import Session
 
 from recommender import store
 from recommender.rbm import similar
@@ -17,33 +22,23 @@ from recommender.store import items as store_items
 
 from ..catalogue import ItemFilter, Skipped, parse_filter
 from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
-from ..schemas import (
+from ..merge_patch import merge_patch
+from ..runtime import Runtime
+from ..schemas.common import Received
+from ..schemas.items import (
     ItemBatch,
     ItemIn,
     ItemList,
     ItemOut,
+    ItemPatch,
     ItemRetired,
     ItemsPage,
     ListedItem,
-    Received,
     SimilarItems,
 )
-from ..validation import FieldError, ItemIdPath
+from ..validation import FieldError, ItemIdInPath, ItemIdPath
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
-
-ItemId = ItemIdPath  # the one Id type (validation.Id): 1-128 characters, no NUL, no "/"
-
-
-def _out(item: store.Item) -> ItemOut:
-    return ItemOut(
-        item_id=item.item_id,
-        title=item.title,
-        metadata=item.meta,
-        active=item.active,
-        created=item.created,
-    )
-
 
 ListK = Annotated[int, Query(ge=1, le=1000, description="How many items to return.")]
 Exclude = Annotated[
@@ -64,49 +59,112 @@ Where = Annotated[
 ]
 
 
-@router.put("/{item_id}", response_model=ItemOut)
-def put_item(item_id: ItemId, body: ItemIn, session: SessionDep, runtime: RuntimeDep) -> ItemOut:
-    """Create or replace one item's title and metadata."""
-    store.upsert_items(
-        session,
-        items=[
-            store.ItemRow(
-                item_id,
-                title=body.title,
-                metadata=body.metadata,
-                active=body.active,
-                created=body.created,
-            )
-        ],
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """What every list route reads from the query string: how many, and the filter."""
+
+    k: int
+    item_filter: ItemFilter
+
+
+def list_query(k: ListK = 10, exclude: Exclude = None, where: Where = None) -> ListQuery:
+    return ListQuery(k, parse_filter(exclude, where))
+
+
+ListQueryDep = Annotated[ListQuery, Depends(list_query)]
+
+
+def _out(item: store.Item | store_items.CatalogueEntry) -> ItemOut:
+    metadata = item.meta if isinstance(item, store.Item) else item.metadata
+    return ItemOut(
+        item_id=item.item_id,
+        title=item.title,
+        metadata=metadata,
+        active=item.active,
+        created=item.created,
     )
+
+
+def _write(session: Session, runtime: Runtime, items: list[store.ItemRow]) -> int:
+    """Write ``items`` and commit; this process sees the change at once (titles, retired
+    items, metadata filters), the others within a poll interval."""
+    count = store.upsert_items(session, items=items)
     session.commit()
+    session.expire_all()  # rows read before (PATCH) are stale: the upsert went around the ORM
     runtime.titles.invalidate()
-    if runtime.catalogue is not None:
-        runtime.catalogue.refresh(session)  # this process at once, the others within a poll
+    runtime.catalogue.refresh(session)
+    return count
+
+
+def _stored(session: Session, item_id: str) -> ItemOut:
     item = store.get_item(session, item_id=item_id)
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
     return _out(item)
+
+
+def _write_one(session: Session, runtime: Runtime, row: store.ItemRow) -> ItemOut:
+    """Write one item (as :func:`_write`) and answer it as stored."""
+    _write(session, runtime, [row])
+    return _stored(session, row.item_id)
+
+
+@router.put("/{item_id}", response_model=ItemOut)
+def put_item(
+    item_id: ItemIdInPath, body: ItemIn, session: SessionDep, runtime: RuntimeDep
+) -> ItemOut:
+    """Create or replace one item: its title and metadata become the body's (omitted: none);
+    ``active`` and ``created`` change only when given. ``PATCH`` changes only the fields it
+    carries."""
+    row = store.ItemRow(
+        item_id, title=body.title, metadata=body.metadata, active=body.active, created=body.created
+    )
+    return _write_one(session, runtime, row)
+
+
+@router.patch("/{item_id}", response_model=ItemOut)
+def patch_item(
+    item_id: ItemIdPath, body: ItemPatch, session: SessionDep, runtime: RuntimeDep
+) -> ItemOut:
+    """Change only the fields the body carries (a JSON merge patch, RFC 7396): ``title``
+    replaced (null removes it), ``metadata`` merged key by key (a key set to null is removed,
+    an object merges recursively; null removes all metadata), ``active`` and ``created``
+    replaced (null or omitted: kept). ``{"active": false}`` retires the item and keeps its
+    title and metadata. 404 for an item that is neither registered nor rated."""
+    # Lock the row before reading it: on SQLite the write lock (a read transaction that then
+    # writes fails at once when another connection wrote in between), on PostgreSQL the row
+    # (SELECT ... FOR UPDATE), so that two patches of the metadata both count.
+    store.begin_write(session)
+    item = session.get(store.Item, item_id, with_for_update=True)
+    if item is None and not store_items.item_known(session, item_id=item_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
+    changed = body.model_fields_set
+    title = item.title if item is not None else None
+    metadata = item.meta if item is not None else None
+    if "title" in changed:
+        title = body.title
+    if "metadata" in changed:
+        metadata = merge_patch(metadata, body.metadata)
+    row = store.ItemRow(
+        item_id, title=title, metadata=metadata, active=body.active, created=body.created
+    )
+    return _write_one(session, runtime, row)
 
 
 @router.post("", response_model=Received)
 def post_items(
     body: ItemBatch, session: SessionDep, runtime: RuntimeDep, settings: SettingsDep
 ) -> Received:
-    """Create or replace up to ``RECOMMENDER_MAX_BATCH`` items at once (all or nothing)."""
+    """Create or replace up to ``RECOMMENDER_MAX_BATCH`` items at once (all or nothing), each
+    as ``PUT`` does."""
     check_batch_size("items", len(body.items), settings)
-    count = store.upsert_items(
-        session,
-        items=[
-            store.ItemRow(
-                i.item_id, title=i.title, metadata=i.metadata, active=i.active, created=i.created
-            )
-            for i in body.items
-        ],
-    )
-    session.commit()
-    runtime.titles.invalidate()
-    if runtime.catalogue is not None:
-        runtime.catalogue.refresh(session)
-    return Received(received=count)
+    rows = [
+        store.ItemRow(
+            i.item_id, title=i.title, metadata=i.metadata, active=i.active, created=i.created
+        )
+        for i in body.items
+    ]
+    return Received(received=_write(session, runtime, rows))
 
 
 @router.get("", response_model=ItemsPage)
@@ -123,110 +181,73 @@ def list_items(
         page, next_cursor = store_items.list_items(session, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise FieldError("cursor", cursor, str(exc)) from exc
-    return ItemsPage(
-        items=[
-            ItemOut(
-                item_id=e.item_id,
-                title=e.title,
-                metadata=e.metadata,
-                active=e.active,
-                created=e.created,
-            )
-            for e in page
-        ],
-        next_cursor=next_cursor,
-    )
+    return ItemsPage(items=[_out(entry) for entry in page], next_cursor=next_cursor)
 
 
-def _scored(runtime, session, pairs: list[tuple[str, float]]) -> list[ListedItem]:
+def _listed(runtime: Runtime, session: Session, pairs: list[tuple[str, float]]) -> list[ListedItem]:
     titles = runtime.titles.get(session, (item for item, _ in pairs))
     return [ListedItem(item_id=i, score=float(s), title=titles.get(i)) for i, s in pairs]
 
 
+def _first_allowed(
+    runtime: Runtime, pairs: Iterable[tuple[str, float]], query: ListQuery
+) -> list[tuple[str, float]]:
+    """The first ``query.k`` of ``pairs`` (best first) that the catalogue allows."""
+    allows = runtime.catalogue.allows
+    allowed = ((item, float(score)) for item, score in pairs if allows(item, query.item_filter))
+    return list(islice(allowed, query.k))
+
+
 @router.get("/popular", response_model=ItemList)
-def popular_items(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    k: ListK = 10,
-    exclude: Exclude = None,
-    where: Where = None,
-) -> ItemList:
+def popular_items(session: SessionDep, runtime: RuntimeDep, query: ListQueryDep) -> ItemList:
     """The most liked items (the list served before anyone has rated), without retired
     items; filters apply before the top ``k``."""
-    item_filter = parse_filter(exclude, where)
-    top = runtime.popular.top(session, k=k, exclude=Skipped(runtime.catalogue, {}, item_filter))
-    return ItemList(strategy="popular", items=_scored(runtime, session, top))
+    skipped = Skipped(runtime.catalogue, {}, query.item_filter)
+    top = runtime.popular.top(session, k=query.k, exclude=skipped)
+    return ItemList(strategy="popular", items=_listed(runtime, session, top))
 
 
 @router.get("/new", response_model=ItemList)
-def new_items(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    k: ListK = 10,
-    exclude: Exclude = None,
-    where: Where = None,
-) -> ItemList:
+def new_items(session: SessionDep, runtime: RuntimeDep, query: ListQueryDep) -> ItemList:
     """The newest items by their ``created`` time, else their first rating (else when they
     were registered), without retired items; the score is that unix time."""
-    item_filter = parse_filter(exclude, where)
-    catalogue = runtime.catalogue
-    picked = []
-    for item, created in catalogue.newest(session):
-        if catalogue.allows(item, item_filter):
-            picked.append((item, float(created)))
-            if len(picked) == k:
-                break
-    return ItemList(strategy="new", items=_scored(runtime, session, picked))
+    newest = _first_allowed(runtime, runtime.catalogue.newest(session), query)
+    return ItemList(strategy="new", items=_listed(runtime, session, newest))
 
 
 @router.get("/{item_id}/similar", response_model=SimilarItems)
 def similar_items(
-    item_id: ItemId,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    k: ListK = 10,
-    exclude: Exclude = None,
-    where: Where = None,
+    item_id: ItemIdPath, session: SessionDep, runtime: RuntimeDep, query: ListQueryDep
 ) -> SimilarItems:
     """The items most related to ``item_id``: the cosine of their engagement weights in the
     active RBM ("rated by the same kind of user"; see ``recommender/rbm/similar.py`` for why
     not a one-item fold-in). Before any model knows the item: how many users rated both
     (``strategy: cooccurrence``). Retired items never appear; filters apply before the top
     ``k``. 404 for an item that is neither registered nor rated."""
-    item_filter = parse_filter(exclude, where)
     loaded = runtime.models.current
-    index = loaded.model._item_index.get(item_id) if loaded is not None else None
-    if index is not None:
-        mask = runtime.catalogue.mask(loaded.model, item_filter)
-        ids = loaded.model.item_ids
-        pairs = [(ids[j], s) for j, s in similar.top_similar(loaded.model, index, k, mask)]
+    if loaded is not None and item_id in loaded.model._item_index:
+        model = loaded.model
+        mask = runtime.catalogue.mask(model, query.item_filter)
+        found = similar.top_similar(model, model._item_index[item_id], query.k, mask)
+        pairs = [(model.item_ids[j], score) for j, score in found]
         strategy = "rbm"
     else:
         if not store_items.item_known(session, item_id=item_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
-        pairs = _cooccurring(session, runtime, item_id, item_filter, k)
+        both = store_items.cooccurring_items(session, item_id=item_id)
+        pairs = _first_allowed(runtime, both, query)
         strategy = "cooccurrence"
     return SimilarItems(
         item_id=item_id,
         model_version=loaded.version if loaded is not None else None,
         strategy=strategy,
-        items=_scored(runtime, session, pairs),
+        items=_listed(runtime, session, pairs),
     )
-
-
-def _cooccurring(session, runtime, item_id: str, item_filter: ItemFilter, k: int) -> list:
-    picked = []
-    for other, both in store_items.cooccurring_items(session, item_id=item_id):
-        if runtime.catalogue.allows(other, item_filter):
-            picked.append((other, float(both)))
-            if len(picked) == k:
-                break
-    return picked
 
 
 @router.delete("/{item_id}", response_model=ItemRetired)
 def retire_item(
-    item_id: ItemId,
+    item_id: ItemIdPath,
     session: SessionDep,
     runtime: RuntimeDep,
     erase_ratings: Annotated[
@@ -236,7 +257,7 @@ def retire_item(
 ) -> ItemRetired:
     """Retire an item: from now on it is never recommended nor returned as similar, in this
     process at once and in every serving process within the model poll interval, with no
-    retrain. Its ratings stay for training unless ``erase_ratings=true``. ``PUT`` with
+    retrain. Its ratings stay for training unless ``erase_ratings=true``. ``PATCH`` with
     ``"active": true`` restores it. 404 for an item that is neither registered nor rated."""
     # The check and the write share one write transaction: on SQLite a read transaction that
     # then writes cannot wait for the lock (it fails at once with "database is locked" when
@@ -254,8 +275,6 @@ def retire_item(
 
 
 @router.get("/{item_id}", response_model=ItemOut)
-def get_item(item_id: ItemId, session: SessionDep) -> ItemOut:
-    item = store.get_item(session, item_id=item_id)
-    if item is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
-    return _out(item)
+def get_item(item_id: ItemIdPath, session: SessionDep) -> ItemOut:
+    """The item's title, metadata and state. 404 for an item that is not registered."""
+    return _stored(session, item_id)

@@ -12,6 +12,11 @@ FiniteRating = Annotated[float, Field(allow_inf_nan=False)]
 Timestamp = Annotated[int, Field(ge=0, le=2**53)]
 MAX_BATCH = 10_000
 ID_TEXT = "The {what}'s id: 1-128 characters, no '/', no NUL, no lone UTF-16 surrogate."
+# An item id being written (validation.ItemIdIn).
+ITEM_ID_IN_TEXT = (
+    "The item's id: 1-128 characters, no '/', no NUL, no lone UTF-16 surrogate; not 'new' "
+    "nor 'popular' (the paths of the lists)."
+)
 # A title shown next to an item id in a list; left out of the body when the item has none.
 ShownTitle = Annotated[str | None, Field(exclude_if=lambda title: title is None)]
 

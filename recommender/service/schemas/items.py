@@ -7,20 +7,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..validation import Id, JsonObject, Title
-from .common import ID_TEXT, MAX_BATCH, RequestModel, ShownTitle, Timestamp, examples
+from ..validation import ItemIdIn, JsonObject, Title
+from .common import ITEM_ID_IN_TEXT, MAX_BATCH, RequestModel, ShownTitle, Timestamp, examples
 
 
 class ItemIn(RequestModel):
     model_config = examples({"title": "Toy Story (1995)", "metadata": {"genres": ["Animation"]}})
 
     title: Title | None = Field(
-        default=None, description="Display title, up to 1000 characters (no NUL)."
+        default=None,
+        description="Display title, up to 1000 characters (no NUL); omitted: none (PUT "
+        "replaces; PATCH changes only the fields it carries).",
     )
     metadata: JsonObject | None = Field(
         default=None,
         description="Free-form JSON object: finite numbers only (no NaN/Infinity), strings "
-        "without NUL characters, nested at most 32 levels.",
+        "without NUL characters, nested at most 32 levels; omitted: none.",
     )
     active: bool | None = Field(
         default=None,
@@ -40,7 +42,7 @@ class ItemEntry(ItemIn):
         {"item_id": "i1", "title": "Toy Story (1995)", "metadata": {"year": 1995}}
     )
 
-    item_id: Id = Field(description=ID_TEXT.format(what="item"))
+    item_id: ItemIdIn = Field(description=ITEM_ID_IN_TEXT)
 
 
 class ItemBatch(RequestModel):
@@ -138,3 +140,34 @@ class ItemList(BaseModel):
         "time the item appeared (its created field, else its first rating)."
     )
     items: list[ListedItem]
+
+
+class ItemPatch(RequestModel):
+    """PATCH /v1/items/{item_id}: only the fields present change (a JSON merge patch, RFC
+    7396, of the item)."""
+
+    model_config = examples(
+        {"active": False},
+        {"title": "Toy Story (1995)", "metadata": {"year": 1995}},
+    )
+
+    title: Title | None = Field(
+        default=None,
+        description="The new display title (up to 1000 characters, no NUL); null removes it; "
+        "omitted: kept.",
+    )
+    metadata: JsonObject | None = Field(
+        default=None,
+        description="Merged into the item's metadata key by key (RFC 7396): a key set to null "
+        "is removed, an object merges recursively, any other value replaces the key's value; "
+        "null removes all metadata; omitted: kept. Values as in PUT (finite numbers, no NUL, "
+        "nested at most 32 levels).",
+    )
+    active: bool | None = Field(
+        default=None,
+        description="false retires the item, true restores it; omitted or null: kept.",
+    )
+    created: Timestamp | None = Field(
+        default=None,
+        description='Unix seconds the item appeared (the "new" list); omitted or null: kept.',
+    )

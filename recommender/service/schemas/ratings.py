@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag
 
-from ..validation import Id
+from ..validation import Id, ItemIdIn
 from .common import (
     ID_TEXT,
+    ITEM_ID_IN_TEXT,
     MAX_BATCH,
     FiniteRating,
     RequestModel,
@@ -23,7 +24,7 @@ class RatingIn(RequestModel):
     )
 
     user_id: Id = Field(description=ID_TEXT.format(what="user"))
-    item_id: Id = Field(description=ID_TEXT.format(what="item"))
+    item_id: ItemIdIn = Field(description=ITEM_ID_IN_TEXT)
     rating: FiniteRating = Field(
         description="The rating, within RECOMMENDER_RATING_MIN..RECOMMENDER_RATING_MAX "
         "(1..5 by default)."
