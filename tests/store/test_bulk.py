@@ -4,8 +4,9 @@ wins, idempotent, all or nothing, indexes rebuilt. The snapshot is tests/store/t
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from store_helpers import stored_rows
 
 from recommender import store
 from recommender.data import Ratings
@@ -14,12 +15,7 @@ from recommender.store.bulk import import_ratings
 
 
 def _stored(sessions: sessionmaker[Session]) -> list[tuple]:
-    with sessions() as session:
-        rows = session.execute(
-            select(store.Rating.user_id, store.Rating.item_id, store.Rating.value,
-                   store.Rating.timestamp).order_by(store.Rating.user_id, store.Rating.item_id)
-        ).all()
-    return [tuple(r) for r in rows]
+    return stored_rows(sessions)
 
 
 def test_import_writes_every_row_and_is_idempotent(engine: Engine, sessions) -> None:

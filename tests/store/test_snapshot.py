@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from store_helpers import stored_rows
 
 from recommender import store
 from recommender.data import Ratings
@@ -29,12 +30,7 @@ def small_reads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _stored(sessions: sessionmaker[Session]) -> list[tuple]:
     """The reference: every row by a plain query, in key order, values as float32."""
-    with sessions() as session:
-        rows = session.execute(
-            select(store.Rating.user_id, store.Rating.item_id, store.Rating.value,
-                   store.Rating.timestamp).order_by(store.Rating.user_id, store.Rating.item_id)
-        ).all()
-    return [(u, i, float(np.float32(v)), t) for u, i, v, t in rows]
+    return [(u, i, float(np.float32(v)), t) for u, i, v, t in stored_rows(sessions)]
 
 
 def _rows(ratings: Ratings) -> list[tuple]:
