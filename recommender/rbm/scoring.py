@@ -221,7 +221,7 @@ class ScoringMixin(EncodingMixin):
         n = ph.shape[0]
         ph16 = ph.bfloat16()
         rest = torch.mm(ph16[:, w.n_tied:], w.W_states16.t()).view(n, N_STATES, self.n_items)
-        log_odds = Fn.rated_log_odds(rest.float() + w.a_states, dim=1)
+        log_odds = Fn.rated_log_odds(rest.float().add_(w.a_states), dim=1)
         if w.n_tied:
             log_odds.add_(torch.mm(ph16[:, :w.n_tied], w.W_tied16.t()))
         self._shrink(log_odds, n_known)
