@@ -112,18 +112,20 @@ def _snapshot_postgresql(session: Session, parts: int | None = None) -> Ratings:
 
         def read(share: list[Block]) -> list[Piece]:
             raw = engine.raw_connection()
-            driver = raw.driver_connection
-            if driver is None:
-                raise RuntimeError("snapshot: a pooled connection without a driver connection")
             try:
+                driver = raw.driver_connection
+                if driver is None:
+                    raise RuntimeError("snapshot: a pooled connection without a driver one")
                 driver.autocommit = True  # BEGIN by hand: the snapshot must come first
-                with driver_cursor(driver) as raw_cursor:
-                    raw_cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    raw_cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
-                    return _read_ranges(raw_cursor, share)
+                try:
+                    with driver_cursor(driver) as raw_cursor:
+                        raw_cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        raw_cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
+                        return _read_ranges(raw_cursor, share)
+                finally:
+                    driver.execute("ROLLBACK")
+                    driver.autocommit = False
             finally:
-                driver.execute("ROLLBACK")
-                driver.autocommit = False
                 raw.close()
 
         shares = [ranges[k::parts] for k in range(min(parts, len(ranges)))]
@@ -213,11 +215,11 @@ def _join_pieces(pieces: list[Piece]) -> Ratings:
     user_codes, user_ids = _merge_codes([(piece.user_ids, piece.user_codes) for piece in pieces])
     item_codes, item_ids = _merge_codes([(piece.item_ids, piece.item_codes) for piece in pieces])
     ratings = Ratings.from_codes(user_codes, item_codes, user_ids, item_ids, values, stamps)
-    steps = np.diff(user_codes)
-    if not ((steps > 0) | ((steps == 0) & (np.diff(item_codes) > 0))).all():
+    keys = ratings.pair_keys()  # categories sorted: keys ordered like (user id, item id)
+    if not (keys[1:] > keys[:-1]).all():
         # Timsort: runs already in order (an imported table, then appended upserts) cost
         # little more than the check.
-        ratings = ratings.subset(np.argsort(ratings.pair_keys(), kind="stable"))
+        ratings = ratings.subset(np.argsort(keys, kind="stable"))
     return ratings
 
 
