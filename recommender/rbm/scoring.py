@@ -5,7 +5,10 @@ reference, written with the textbook functions of ``rbm/functional.py`` on dense
 rows (evaluation and the training's validation use it); :meth:`ScoringMixin.score_items` and
 :meth:`ScoringMixin.recommend` serve from sparse rows through rearranged weights
 (:meth:`~ScoringMixin._rated_log_odds`); ``tests/rbm/test_model.py`` checks one against the
-other.
+other. On a large catalogue ``recommend`` ranks without the full fp32 products: bfloat16
+products bound every item's score, and only each user's best candidates are scored exactly
+(:meth:`~ScoringMixin._top_log_odds`, a certified top k; ``tests/rbm/test_candidate_search.py``
+checks it against brute force).
 """
 
 from __future__ import annotations
