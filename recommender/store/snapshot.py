@@ -101,8 +101,11 @@ def _snapshot_postgresql(session: Session, parts: int | None = None) -> Ratings:
     cursor = driver_cursor(session.connection().connection.driver_connection)
     # The relation's size now: rows this transaction's snapshot sees are in blocks below it
     # (the last range is open-ended all the same).
-    cursor.execute("SELECT pg_relation_size('ratings') / current_setting('block_size')::int")
-    ranges = _block_ranges(fetch_scalar(cursor), SNAPSHOT_BLOCKS)
+    cursor.execute("SELECT pg_relation_size('ratings') / current_setting('block_size')::int, "
+                   "current_setting('server_version_num')::int")
+    blocks, version = fetch_row(cursor)
+    # TID range scans came with PostgreSQL 14; before, each range would scan the whole table.
+    ranges = _block_ranges(blocks, SNAPSHOT_BLOCKS if version >= 140000 else max(blocks, 1))
     if parts < 2 or len(ranges) < 2:
         pieces = _read_ranges(cursor, ranges)
     else:
