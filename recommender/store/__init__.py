@@ -1,7 +1,7 @@
 """The SQL store: tables (SQLAlchemy 2 typed ORM), engines and sessions, and the queries,
 one module per resource: :mod:`.ratings`, :mod:`.items` (the catalogue), :mod:`.jobs`
-(training jobs), :mod:`.versions` (model versions and the active one); :mod:`.bulk` moves
-ratings as columns (import, snapshot).
+(training jobs), :mod:`.versions` (model versions and the active one); :mod:`.bulk` imports
+ratings as columns and :mod:`.snapshot` reads them back (what a retrain trains on).
 
 Who commits: store functions never commit (nor roll back). The unit of work is the caller's:
 an HTTP request (its route handler commits once, at the end), a job step of the worker, or a
