@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -47,6 +46,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procstat import status_mb  # benchmarks/procstat.py (this script's folder is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -54,14 +55,11 @@ BAD_RATING = 9  # out of the 1-5 scale: the import must refuse it
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return status_mb("VmHWM")
 
 
 def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return status_mb("VmRSS")
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,13 +331,7 @@ def _descendants(root: int) -> list[int]:
 
 
 def _hwm_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return status_mb("VmHWM", pid, default=0.0)
 
 
 def stage_serve(state: dict, args: argparse.Namespace, tmp: Path) -> dict:

@@ -52,15 +52,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from procstat import status_mb  # benchmarks/procstat.py (this script's folder is on sys.path)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _peak_mb() -> float:
     """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return status_mb("VmHWM")
 
 
 # Children: one measurement each, printed as one JSON line.
