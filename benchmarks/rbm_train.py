@@ -396,7 +396,10 @@ def make_config(args) -> RBMConfig:
         overrides["batch_size"] = args.batch_size
     for pair in args.param or ():
         key, _, value = pair.partition("=")
-        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+        try:  # numbers, true/false, lists as JSON; anything else ("float32") as text
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     return RBMConfig(**overrides)
 
 

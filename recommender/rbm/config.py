@@ -148,7 +148,8 @@ class RBMConfig(BaseModel):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:n]'",
                         pattern=r"^(auto|cpu|cuda.*)$")
     # dtype of the training's dense products (the weights stay float32): "auto" = bfloat16 on
-    # CPUs with native bf16 products (AVX512-BF16/AMX), else float32; or "float32"/"bfloat16".
+    # CPUs where bf16 products measure >= 1.5x float32's rate (AMX), else float32; or
+    # "float32"/"bfloat16".
     matmul_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     # Extra: the k of the held-out metric computed each epoch when validation data is given.
     eval_k: PositiveInt = 10

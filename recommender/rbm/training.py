@@ -36,9 +36,9 @@ FORMAT_VERSION = 1
 
 def resolve_matmul_dtype(name: str, device: torch.device) -> torch.dtype | None:
     """``RBMConfig.matmul_dtype`` -> the dtype of the training's dense products (None: the
-    weights' own, float32). ``"auto"`` is bfloat16 on a CPU that runs bf16 products natively
-    (AVX512-BF16 or AMX: several times the fp32 rate) and float32 elsewhere, including CUDA,
-    where fit turns on tf32 instead."""
+    weights' own, float32). ``"auto"`` is bfloat16 on a CPU where bf16 products measure
+    clearly faster than fp32 ones (``backend.cpu_has_fast_bfloat16``: with AMX, 5x) and
+    float32 elsewhere, including CUDA, where fit turns on tf32 instead."""
     if name == "float32":
         return None
     if name == "bfloat16":

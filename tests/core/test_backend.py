@@ -75,3 +75,35 @@ def test_bfloat16_detection_is_a_bool_and_bf16_products_work():
     assert isinstance(fast, bool)
     x = torch.ones(4, 3, dtype=torch.bfloat16)
     assert torch.equal(x @ x.t(), torch.full((4, 4), 3.0, dtype=torch.bfloat16))
+
+
+@pytest.mark.parametrize("speedup, expected",
+                         [(0.6, False), (1.49, False), (1.5, True), (5.0, True)])
+def test_bfloat16_is_used_only_where_it_measures_faster(monkeypatch, speedup, expected):
+    # Native bf16 support is necessary but not enough: on AVX512-BF16 without AMX the products
+    # measured 0.6x float32's rate, so the decision follows the measured speed-up.
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(backend, "bfloat16_speedup", lambda: speedup)
+    backend.cpu_has_fast_bfloat16.cache_clear()
+    try:
+        assert backend.cpu_has_fast_bfloat16() is expected
+    finally:
+        backend.cpu_has_fast_bfloat16.cache_clear()
+
+
+def test_bfloat16_is_never_measured_without_native_support(monkeypatch):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(backend, "bfloat16_speedup", lambda: pytest.fail("measured"))
+    backend.cpu_has_fast_bfloat16.cache_clear()
+    try:
+        assert backend.cpu_has_fast_bfloat16() is False
+    finally:
+        backend.cpu_has_fast_bfloat16.cache_clear()
+
+
+def test_bfloat16_speedup_is_a_ratio_of_real_timings():
+    ratio = backend.bfloat16_speedup(rows=8, inner=16, cols=8, repeats=1)
+    assert 0 < ratio < float("inf")
