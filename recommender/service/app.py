@@ -13,6 +13,8 @@ import torch
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from recommender.core import backend
+
 from .errors import PROBLEM_MEDIA_TYPE, install_error_handlers
 from .metrics import ServiceMetrics
 from .middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, MetricsMiddleware
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
+        backend.keep_freed_memory()  # scoring's per-batch buffers: no page faults each time
         runtime = Runtime.build(settings, metrics)
         app.state.runtime = runtime
         runtime.start()
