@@ -25,9 +25,11 @@ from .encoding import N_STATES, EncodingMixin
 
 # recommend() on a large catalogue (ScoringMixin._top_log_odds): each user's top CANDIDATES
 # items by an upper bound from bfloat16 products are rescored exactly. The search runs on
-# catalogues of at least CANDIDATE_SHARE times as many items as it rescores: a 32-user batch,
-# k=10, on 2 cores took 2.8 ms vs 1.8 ms for the full fp32 products at 1,682 items, 4.0 vs 4.7
-# at 3,706 and 9.8 vs 15.4 at 10,677 (MovieLens-100k, -1M and -10M's shapes).
+# catalogues of at least CANDIDATE_SHARE times as many items as it rescores, on CPUs where bf16
+# products measure fast (backend.cpu_has_fast_bfloat16): with AMX a 32-user batch, k=10, on 2
+# cores took 2.8 ms vs 1.8 ms for the full fp32 products at 1,682 items, 4.0 vs 4.7 at 3,706 and
+# 9.8 vs 15.4 at 10,677 (MovieLens-100k, -1M and -10M's shapes). Without AMX (AVX512-BF16 only)
+# bf16 products ran slower than fp32 and the search lost: 14.9 vs 9.0-9.8 ms at 10,677.
 CANDIDATES = 32
 CANDIDATE_SHARE = 100
 # The bf16 products' error is at most BF16_ERROR * ||h|| * ||w|| (_upper_log_odds): three
