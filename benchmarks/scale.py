@@ -367,7 +367,7 @@ def stage_serve(state: dict, args: argparse.Namespace, tmp: Path) -> dict:
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "recommender.service.app:create_app",
          "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level",
-         "warning"], env=env, cwd=REPO)
+         "warning", "--workers", str(getattr(args, "serve_workers", 1))], env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -449,6 +449,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk phase")
     parser.add_argument("--rounds", type=int, default=2, help="alternating wrk rounds")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--serve-workers", type=int, default=1,
+                        help="uvicorn worker processes of the serve stage (both routes alike)")
     parser.add_argument("--serve-threads", type=int, default=1,
                         help="torch threads of the serving process (RECOMMENDER_TORCH_THREADS)")
     parser.add_argument("--no-serve", action="store_true", help="skip the HTTP stage")
@@ -559,7 +561,8 @@ def serve_only(args: argparse.Namespace) -> None:
 
 def _serve_rows(serve: dict, args: argparse.Namespace) -> None:
     print(f"{'serve: GET /healthz':<28}{'':>9}{serve['healthz_rps']:>10,.0f}/s"
-          f"{serve['peak_mb'] / 1024:>8.2f} GB  the ceiling, {args.concurrency} clients")
+          f"{serve['peak_mb'] / 1024:>8.2f} GB  the ceiling, {args.concurrency} clients, "
+          f"{getattr(args, 'serve_workers', 1)} uvicorn worker(s)")
     print(f"{'serve: GET recommendations':<28}{'':>9}{serve['rps']:>10,.0f}/s{'':>10}  "
           f"p50 {serve['p50_ms']:.1f} ms, p99 {serve['p99_ms']:.1f} ms, "
           f"{serve['ratio']:.0%} of the ceiling (median of {args.rounds} paired rounds), "
