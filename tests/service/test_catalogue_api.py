@@ -71,6 +71,13 @@ def test_the_item_list_pages_registered_and_only_rated_items(client: TestClient)
         "items": [{"item_id": "c", "title": None, "metadata": None, "active": False}],
         "next_cursor": None,
     }
+    # One item reads as the list gives it, an only-rated one included; an unknown one is 404.
+    for entry in first["items"] + second["items"]:
+        assert client.get(f"/v1/items/{entry['item_id']}").json() == entry
+    _rate(client, "v", {"d": 3})
+    assert client.get("/v1/items/d").json() == {"item_id": "d", "title": None, "metadata": None}
+    response = client.get("/v1/items/nope")
+    assert response.status_code == 404 and "'nope'" in response.text
     response = client.get("/v1/items", params={"cursor": "!!"})
     assert response.status_code == 422 and _errors(response)[0]["field"] == "cursor"
     response = client.get("/v1/items", params={"limit": 0})
