@@ -1,6 +1,6 @@
 """``python -m recommender`` runs the command line."""
 
-from recommender.cli import app
+from recommender.cli import main
 
 if __name__ == "__main__":
-    app(prog_name="recommender")
+    main()

@@ -240,3 +240,17 @@ def test_the_cli_imports_neither_torch_nor_the_service_until_a_command_runs() ->
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_postgresql_url_without_the_driver_is_a_one_line_error(tmp_path: Path) -> None:
+    # The console script (recommender.cli:main) in a child whose psycopg cannot be imported.
+    path = tmp_path / "ratings.csv"
+    path.write_text("user_id,item_id,rating,timestamp\n1,2,4,0\n")
+    code = ("import sys; sys.modules['psycopg'] = None; from recommender.cli import main; "
+            "sys.argv = ['recommender', 'import', sys.argv[1], '--database-url', "
+            "'postgresql+psycopg://postgres@127.0.0.1:5432/test']; main()")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr == ("error: a postgresql:// database needs the psycopg driver, which is "
+                           "not installed: pip install 'recommender[postgres]'\n")

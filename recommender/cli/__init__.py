@@ -35,4 +35,19 @@ app.command()(engine.train)
 app.add_typer(db.db_app, name="db")
 app.add_typer(models.models_app, name="models")
 
-__all__ = ["app", "demo_titles", "import_ratings"]
+
+
+def main() -> None:
+    """The ``recommender`` console script: :data:`app`, with a missing database driver
+    (a ``postgresql://`` URL without the ``postgres`` extra) as a one-line error, exit 2,
+    instead of a traceback."""
+    try:
+        app(prog_name="recommender")
+    except ModuleNotFoundError as exc:
+        if exc.name != "psycopg":
+            raise
+        typer.echo(f"error: {exc}", err=True)  # common.fail's message, outside click's loop
+        raise SystemExit(2) from None
+
+
+__all__ = ["app", "demo_titles", "import_ratings", "main"]
