@@ -213,6 +213,10 @@ def stage_train(state: dict) -> dict:
     from recommender.data import read_ratings
     from recommender.rbm import RBMConfig, RBMRecommender
 
+    # RECOMMENDER_THREADS, not only torch.set_num_threads: fit sets the threads itself
+    # (backend.configure_threads), and by default takes one core less per unit of load
+    # average, which the previous stages leave at ~1 for a minute after they end.
+    os.environ["RECOMMENDER_THREADS"] = str(state["threads"])
     torch.set_num_threads(state["threads"])
     ratings = read_ratings(state["file"])
     base = _rss_mb()
@@ -229,7 +233,7 @@ def stage_train(state: dict) -> dict:
     return {"seconds": seconds, "epoch_s": epochs, "n": len(ratings), "imports_mb": base,
             "train_peak_mb": peak, "save_s": save_seconds, "model_mb": size / 1e6,
             "notes": f"{state['epochs']} epoch(s), {model.n_items:,} items, "
-                     f"{state['threads']} torch thread(s)"}
+                     f"{torch.get_num_threads()} torch thread(s)"}
 
 
 def stage_load(state: dict) -> dict:
