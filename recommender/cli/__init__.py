@@ -36,7 +36,6 @@ app.add_typer(db.db_app, name="db")
 app.add_typer(models.models_app, name="models")
 
 
-
 def main() -> None:
     """The ``recommender`` console script: :data:`app`, with a missing database driver
     (a ``postgresql://`` URL without the ``postgres`` extra) as a one-line error, exit 2,

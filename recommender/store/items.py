@@ -118,11 +118,29 @@ def popular_items(
 
 def item_known(session: Session, *, item_id: str) -> bool:
     """Whether ``item_id`` is registered or has at least one rating (two index lookups)."""
-    if session.get(Item, item_id) is not None:
-        return True
+    return session.get(Item, item_id) is not None or _has_ratings(session, item_id)
+
+
+def catalogue_entry(session: Session, *, item_id: str) -> CatalogueEntry | None:
+    """One item as :func:`list_items` lists it; ``None`` for an item neither registered nor
+    rated."""
+    row = session.get(Item, item_id)
+    if row is None and not _has_ratings(session, item_id):
+        return None
+    return _entry(item_id, row)
+
+
+def _has_ratings(session: Session, item_id: str) -> bool:
     return (
         session.scalar(select(Rating.item_id).where(Rating.item_id == item_id).limit(1)) is not None
     )
+
+
+def _entry(item_id: str, row: Item | None) -> CatalogueEntry:
+    """The listed form of an item: its row, or only its id when it is only rated."""
+    if row is None:
+        return CatalogueEntry(item_id)
+    return CatalogueEntry(item_id, row.title, row.meta, row.active, row.created)
 
 
 def set_item_active(session: Session, *, item_id: str, active: bool) -> None:
@@ -194,14 +212,7 @@ def list_items(
         item.item_id: item
         for item in session.scalars(select(Item).where(Item.item_id.in_(page_ids)))
     }
-    page = []
-    for item_id in page_ids:
-        row = rows.get(item_id)
-        page.append(
-            CatalogueEntry(item_id)
-            if row is None
-            else CatalogueEntry(item_id, row.title, row.meta, row.active, row.created)
-        )
+    page = [_entry(item_id, rows.get(item_id)) for item_id in page_ids]
     return page, (encode_cursor(page_ids[-1]) if more and page_ids else None)
 
 

@@ -279,9 +279,7 @@ def get_item(item_id: ItemIdPath, session: SessionDep) -> ItemOut:
     """The item's title, metadata and state, as ``GET /v1/items`` lists it: an item that is
     only rated (never PUT) is active, with no title or metadata. 404 for an item that is
     neither registered nor rated."""
-    item = store.get_item(session, item_id=item_id)
-    if item is not None:
-        return _out(item)
-    if not store_items.item_known(session, item_id=item_id):
+    entry = store_items.catalogue_entry(session, item_id=item_id)
+    if entry is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
-    return _out(store_items.CatalogueEntry(item_id))
+    return _out(entry)
