@@ -118,19 +118,20 @@ def popular_items(
 
 def item_known(session: Session, *, item_id: str) -> bool:
     """Whether ``item_id`` is registered or has at least one rating (two index lookups)."""
-    return session.get(Item, item_id) is not None or _has_ratings(session, item_id)
+    return session.get(Item, item_id) is not None or has_ratings(session, item_id=item_id)
 
 
 def catalogue_entry(session: Session, *, item_id: str) -> CatalogueEntry | None:
     """One item as :func:`list_items` lists it; ``None`` for an item neither registered nor
     rated."""
     row = session.get(Item, item_id)
-    if row is None and not _has_ratings(session, item_id):
+    if row is None and not has_ratings(session, item_id=item_id):
         return None
     return _entry(item_id, row)
 
 
-def _has_ratings(session: Session, item_id: str) -> bool:
+def has_ratings(session: Session, *, item_id: str) -> bool:
+    """Whether ``item_id`` has at least one rating (one index lookup)."""
     return (
         session.scalar(select(Rating.item_id).where(Rating.item_id == item_id).limit(1)) is not None
     )

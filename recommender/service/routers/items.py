@@ -136,7 +136,7 @@ def patch_item(
     # (SELECT ... FOR UPDATE), so that two patches of the metadata both count.
     store.begin_write(session)
     item = session.get(store.Item, item_id, with_for_update=True)
-    if item is None and not store_items.item_known(session, item_id=item_id):
+    if item is None and not store_items.has_ratings(session, item_id=item_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
     changed = body.model_fields_set
     title = item.title if item is not None else None
