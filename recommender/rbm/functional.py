@@ -219,10 +219,24 @@ class SparseBatch:
         return out
 
 
+def bag_sum(indices: torch.Tensor, W: torch.Tensor, offsets: torch.Tensor,
+            per_sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``(bags, W.shape[1])``: the (weighted) sum of ``W[indices]`` rows in each bag that
+    ``offsets`` starts, empty bags included (an embedding bag in sum mode).
+
+    ``W`` without columns (no preference units, or untied engagement weights) answers zeros
+    without calling the kernel: torch 2.13's CPU ``embedding_bag`` on a width-0 weight raises
+    ``Expected i < index_size`` whenever it runs on more than one thread.
+    """
+    if W.shape[1] == 0:
+        return W.new_zeros(offsets.numel(), 0)
+    return F.embedding_bag(indices, W, offsets, mode="sum", per_sample_weights=per_sample_weights)
+
+
 def hidden_input_sparse(batch: SparseBatch, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``b + x0 W`` for indicator data: a sum of W's rows per user (an embedding bag)."""
     # One bag per offset, empty bags (users without entries) included: (batch, hidden)
-    return F.embedding_bag(batch.cols, W, batch.offsets, mode="sum") + b
+    return bag_sum(batch.cols, W, batch.offsets) + b
 
 
 def cd_k_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
@@ -297,8 +311,8 @@ def conditional_cd_sparse(batch: SparseBatch, W: torch.Tensor, a: torch.Tensor,
     flat_rows = batch.row_of.repeat_interleave(n_states)
     weights = q.reshape(-1)
     W_cols = W[:, columns]
-    bag = F.embedding_bag(flat_cols, W_cols, batch.offsets * n_states, mode="sum",
-                          per_sample_weights=weights)  # (batch, |columns|)
+    bag = bag_sum(flat_cols, W_cols, batch.offsets * n_states,
+                  per_sample_weights=weights)  # (batch, |columns|)
     phk = torch.sigmoid(bag + b[columns])
     ph0c = ph0[:, columns]
     dW = torch.zeros_like(W_cols).index_add_(0, batch.cols, ph0c[batch.row_of])

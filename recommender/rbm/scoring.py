@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..core import backend
 from . import functional as Fn
@@ -119,8 +118,8 @@ class ScoringMixin(EncodingMixin):
         items = torch.div(batch.cols, N_STATES, rounding_mode="floor")
         state_major = (batch.cols - items * N_STATES) * self.n_items + items
         ph = torch.sigmoid(torch.cat([
-            F.embedding_bag(items, w.W_tied, batch.offsets, mode="sum"),
-            F.embedding_bag(state_major, w.W_states, batch.offsets, mode="sum")], dim=1) + self.b)
+            Fn.bag_sum(items, w.W_tied, batch.offsets),
+            Fn.bag_sum(state_major, w.W_states, batch.offsets)], dim=1) + self.b)
         n_known = batch.offsets.diff(append=batch.offsets.new_tensor([len(items)]))
         return ph, items, n_known
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .functional import SparseBatch, sample_bernoulli
+from .functional import SparseBatch, bag_sum, sample_bernoulli
 
 # The sparse products below use CSR tensors, which torch still labels "beta" with a warning on
 # first use; they are a stable part of torch.sparse.mm on CPU and CUDA.
@@ -107,9 +107,8 @@ def structured_cd1(batch: SparseBatch, W_e: torch.Tensor, W_p: torch.Tensor, a: 
     items = torch.div(batch.cols, 2, rounding_mode="floor")  # (nnz,)
     state = batch.cols - 2 * items  # (nnz,) 0 disliked, 1 liked
     # Positive phase: p(h | x0), both groups, from the rated entries: (n, n_e + n_p)
-    ph0 = torch.sigmoid(torch.cat([F.embedding_bag(items, W_e, batch.offsets, mode="sum"),
-                                   F.embedding_bag(batch.cols, W_p, batch.offsets, mode="sum")],
-                                  dim=1) + b)
+    ph0 = torch.sigmoid(torch.cat([bag_sum(items, W_e, batch.offsets),
+                                   bag_sum(batch.cols, W_p, batch.offsets)], dim=1) + b)
     h = sample_bernoulli(ph0, generator) if sample_hidden_units else ph0
     h1 = torch.cat([h, h.new_ones(n, 2)], dim=1).to(dtype)  # (n, hidden + 2): [h | 1 | 1]
     # Each item's disliked logit z_d = a_d + h_e W_e + h_p W_p,disliked and its liked-vs-
@@ -158,8 +157,8 @@ def structured_cd1(batch: SparseBatch, W_e: torch.Tensor, W_p: torch.Tensor, a: 
     if n_p:
         weights = torch.stack([1.0 - q_at, q_at], dim=1).view(-1)  # (2 nnz,) disliked, liked
         both = (2 * items).unsqueeze(1) + torch.arange(2, device=items.device)  # (nnz, 2)
-        phk = torch.sigmoid(F.embedding_bag(both.view(-1), W_p, batch.offsets * 2, mode="sum",
-                                            per_sample_weights=weights) + b[n_e:])
+        phk = torch.sigmoid(bag_sum(both.view(-1), W_p, batch.offsets * 2,
+                                    per_sample_weights=weights) + b[n_e:])
         # dW_p = (x0^T ph0 - xc^T phk) / n as one sparse product over [ph0_p; phk]
         rows = torch.cat([batch.cols, both.view(-1)])
         sources = torch.cat([batch.row_of, n + batch.row_of.repeat_interleave(2)])

@@ -241,9 +241,38 @@ def _structured_case(n_e, n_p, seed=0, users=6, units=9):
     return x, W_e, W_p, a, b
 
 
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    """Run on one and on two torch threads (kernels take other paths on more than one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("width", [0, 1, 5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bag_sum_equals_a_loop_over_the_bags(threads, width, weighted):
+    """bag_sum = sum over each bag of its (weighted) rows, empty bags 0; width 0 included
+    (torch's float32 embedding_bag raised on a width-0 weight on two threads)."""
+    g = torch.Generator().manual_seed(width)
+    W = torch.randn(9, width, generator=g, dtype=torch.float32)  # the kernel that raised
+    indices = torch.randint(0, 9, (40,), generator=g)
+    offsets = torch.tensor([0, 0, 3, 17, 17, 40])  # empty bags first, in the middle and last
+    weights = torch.rand(40, generator=g, dtype=torch.float32) if weighted else None
+    got = Fn.bag_sum(indices, W, offsets, per_sample_weights=weights)
+    ends = offsets.tolist()[1:] + [40]
+    want = torch.zeros(len(offsets), width, dtype=torch.float32)
+    for bag, (start, end) in enumerate(zip(offsets.tolist(), ends, strict=True)):
+        for e in range(start, end):
+            want[bag] += W[indices[e]] * (1.0 if weights is None else weights[e])
+    assert got.shape == (6, width)
+    torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("n_e,n_p", [(3, 4), (3, 0), (0, 4)])
 @pytest.mark.parametrize("sample", [False, True])
-def test_structured_cd1_equals_the_reference_functions(n_e, n_p, sample):
+def test_structured_cd1_equals_the_reference_functions(threads, n_e, n_p, sample):
     """structured_cd1 = cd_k_sparse on the full W (engagement rows averaged per item) +
     conditional_cd_sparse started from the same hidden sample."""
     x, W_e, W_p, a, b = _structured_case(n_e, n_p)

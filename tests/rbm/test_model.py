@@ -380,8 +380,22 @@ def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained)
     torch.testing.assert_close(model.score_items(users), expected())
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n_hidden, n_preference_hidden", [(8, 0), (1, 6), (5, 5)])
-def test_ranking_scores_for_every_hidden_layout(n_hidden, n_preference_hidden):
+def test_ranking_scores_for_every_hidden_layout(n_hidden, n_preference_hidden, threads,
+                                                monkeypatch):
+    """Trains and serves on one and on two threads: without preference units a width-0
+    embedding bag used to raise in fit and recommend on two (torch's kernel; Fn.bag_sum)."""
+    monkeypatch.setenv("RECOMMENDER_THREADS", str(threads))  # fit's configure_threads
+    before = torch.get_num_threads()
+    try:
+        _check_hidden_layout(n_hidden, n_preference_hidden)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_hidden_layout(n_hidden: int, n_preference_hidden: int) -> None:
     ratings = generate_ratings(n_users=50, n_items=30, ratings_per_user=8, seed=1)
     model = RBMRecommender(RBMConfig(n_hidden=n_hidden, n_preference_hidden=n_preference_hidden,
                                      epochs=2))
