@@ -74,7 +74,9 @@ class ModelHolder(Poller):
         self._metrics = metrics
         self._loader = loader
         self._current: LoadedModel | None = None
-        self._lock = threading.Lock()  # one load at a time
+        # One swap at a time: a refresh's read, load and install, or an activation's commit
+        # and install. Re-entrant: refresh() and activate() install under it.
+        self._lock = threading.RLock()
         self._failed: dict[str, float] = {}  # version -> monotonic time of the failed load
         self.last_error: str | None = None
 
@@ -96,22 +98,43 @@ class ModelHolder(Poller):
 
     def install(self, loaded: LoadedModel) -> None:
         """Serve ``loaded`` from now on."""
-        self._current = loaded
-        self._failed.pop(loaded.version, None)
-        if self._metrics is not None:
-            self._metrics.set_active_model(loaded.version, loaded.metrics)
+        with self._lock:
+            self._current = loaded
+            self._failed.pop(loaded.version, None)
+            if self._metrics is not None:
+                self._metrics.set_active_model(loaded.version, loaded.metrics)
         log.info("serving model %s", loaded.version)
+
+    def activate(self, session: Session, loaded: LoadedModel) -> None:
+        """Make ``loaded.version`` the active version, committing ``session`` (with whatever
+        else it holds, e.g. a published version's row), and serve ``loaded``.
+
+        The commit and the install happen under the swap lock. Without it a refresh that
+        read the previous active version just before the commit (a finished job's, loading
+        its model) could install that model after this one: the database would name one
+        version and this process serve another until the next poll.
+        """
+        with self._lock:
+            store.activate_model(session, version=loaded.version)
+            session.commit()
+            self.install(loaded)
+
+    def _active_version(self) -> str | None:
+        with self._sessions() as session:
+            return store.active_version(session)
 
     def refresh(self, *, force: bool = False) -> LoadedModel | None:
         """Follow the active-version row; returns the model served afterwards."""
-        with self._sessions() as session:
-            version = store.active_version(session)
+        version = self._active_version()
         current = self._current
         if version is None or (current is not None and current.version == version):
             return current
         with self._lock:
+            # Read again under the lock: an activation may have committed and installed
+            # another version while this waited, and the version read above is stale.
+            version = self._active_version()
             current = self._current
-            if current is not None and current.version == version:
+            if version is None or (current is not None and current.version == version):
                 return current
             failed_at = self._failed.get(version)
             if not force and failed_at is not None:

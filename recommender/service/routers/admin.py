@@ -155,16 +155,15 @@ def publish(
     version is already registered.
     """
     try:
-        row, model = publish_model(
-            session, model_dir=settings.model_dir, version=body.version, activate=body.activate
-        )
-        session.commit()
+        row, model = publish_model(session, model_dir=settings.model_dir, version=body.version)
     except VersionExistsError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    if body.activate:
-        runtime.models.install(
-            LoadedModel(version=row.version, model=model, metrics=dict(row.metrics))
+    if body.activate:  # the row and the activation commit together, then it serves
+        runtime.models.activate(
+            session, LoadedModel(version=row.version, model=model, metrics=dict(row.metrics))
         )
+    else:
+        session.commit()
     return _model_out(row, row.version if body.activate else store.active_version(session))
 
 
@@ -186,7 +185,5 @@ def activate(version: VersionPath, session: SessionDep, runtime: RuntimeDep) -> 
             status.HTTP_409_CONFLICT,
             f"model {version} cannot be loaded, nothing changed: {type(exc).__name__}: {exc}",
         ) from exc
-    store.activate_model(session, version=version)
-    session.commit()
-    runtime.models.install(loaded)
+    runtime.models.activate(session, loaded)
     return Activated(active_version=version)
