@@ -23,6 +23,7 @@ from recommender import store
 from recommender.data import generate_ratings
 from recommender.rbm import RBMRecommender
 from recommender.service import Settings
+from recommender.service.serving import LoadedModel
 
 
 @pytest.fixture
@@ -98,7 +99,8 @@ def test_activating_a_version_waits_for_another_writer_instead_of_failing(
 ) -> None:
     version = _an_active_model(sqlite_url)
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    monkeypatch.setattr(runtime.models, "load", lambda v: object())  # no artifact needed
+    monkeypatch.setattr(runtime.models, "load",  # no artifact needed
+                        lambda v: LoadedModel(version=v, model=object()))
     monkeypatch.setattr(runtime.models, "install", lambda loaded: None)
     response = _while_another_writer_commits(
         sqlite_url,
