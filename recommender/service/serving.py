@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -118,6 +119,12 @@ class ModelHolder(Poller):
             store.activate_model(session, version=loaded.version)
             session.commit()
             self.install(loaded)
+
+    def swapping(self) -> AbstractContextManager[object]:
+        """The swap lock, for a caller that writes the active version itself (publishing
+        with ``activate``): taken before its write transaction begins, so that the order is
+        always this lock, then the database's write lock (SQLite), as in :meth:`activate`."""
+        return self._lock
 
     def _active_version(self) -> str | None:
         with self._sessions() as session:

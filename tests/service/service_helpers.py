@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi.testclient import TestClient
@@ -100,3 +101,15 @@ def wait_for_model(client, version: str, timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"model {version} not served after {timeout} s")
         time.sleep(0.02)
+
+
+def offline_model(directory: Path, *, n_items: int = 20):
+    """A model as `recommender train` writes it, saved into ``directory``."""
+    from recommender.data import generate_ratings
+    from recommender.rbm import RBMRecommender
+
+    model = RBMRecommender(n_hidden=4, n_preference_hidden=2, epochs=1, device="cpu")
+    model.fit(generate_ratings(n_users=30, n_items=n_items, ratings_per_user=6, seed=1),
+              verbose=0)
+    model.save(directory)
+    return model

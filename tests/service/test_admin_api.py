@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import ADMIN, post_generated_ratings, train, wait_for_job
+from service_helpers import ADMIN, offline_model, post_generated_ratings, train, wait_for_job
 from sqlalchemy import update
 
 from recommender import store
@@ -398,22 +398,10 @@ def test_warm_start_continues_the_active_model(client: TestClient, settings: Set
 # -- publishing a model trained offline (issue 13, item 7) -------------------------------------
 
 
-def _offline_model(directory: Path, *, n_items: int = 20):
-    """A model as `recommender train` writes it, saved into ``directory``."""
-    from recommender.data import generate_ratings
-    from recommender.rbm import RBMRecommender
-
-    model = RBMRecommender(n_hidden=4, n_preference_hidden=2, epochs=1, device="cpu")
-    model.fit(generate_ratings(n_users=30, n_items=n_items, ratings_per_user=6, seed=1),
-              verbose=0)
-    model.save(directory)
-    return model
-
-
 def test_publish_an_offline_model_and_every_process_serves_it(
     make_client, settings: Settings
 ) -> None:
-    _offline_model(Path(settings.model_dir) / "offline-1")
+    offline_model(Path(settings.model_dir) / "offline-1")
     with make_client() as a, make_client(run_worker=False) as b:
         response = a.post("/v1/admin/models", json={"version": "offline-1"}, headers=ADMIN)
         assert response.status_code == 201, response.text
@@ -428,7 +416,7 @@ def test_publish_an_offline_model_and_every_process_serves_it(
         # Another serving process follows within its poll interval.
         _eventually(lambda: b.get("/v1/users/u0/recommendations").json()["model_version"],
                     "offline-1")
-        _offline_model(Path(settings.model_dir) / "offline-2", n_items=22)
+        offline_model(Path(settings.model_dir) / "offline-2", n_items=22)
         response = a.post("/v1/admin/models", json={"version": "offline-2", "activate": True},
                           headers=ADMIN)
         assert response.status_code == 201 and response.json()["active"]
@@ -451,7 +439,7 @@ def test_publish_refuses_paths_and_broken_artifacts(client: TestClient, settings
 
     root = Path(settings.model_dir)
     good = root / "good"
-    _offline_model(good)
+    offline_model(good)
 
     def publish(version):
         return client.post("/v1/admin/models", json={"version": version}, headers=ADMIN)
@@ -467,7 +455,7 @@ def test_publish_refuses_paths_and_broken_artifacts(client: TestClient, settings
         (error,) = _errors(response)
         assert error["field"] == "version" and reason in error["message"], error
     # A link out of the model directory is refused even when its target is a good model.
-    _offline_model(tmp_path / "elsewhere")
+    offline_model(tmp_path / "elsewhere")
     (root / "linked").symlink_to(tmp_path / "elsewhere")
     assert "links are refused" in _errors(publish("linked"))[0]["message"]
     broken = {

@@ -11,11 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from service_helpers import ADMIN
+from service_helpers import ADMIN, offline_model
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
@@ -152,3 +153,34 @@ def test_publishing_a_model_waits_for_another_writer_instead_of_failing(
         assert response.status_code == 201, response.text
         assert client.get("/v1/admin/models", headers=ADMIN).json()["active_version"] == (
             "offline-1")
+
+
+def test_publishing_with_activate_waits_for_the_swap_lock_before_taking_the_write_lock(
+    make_client, sqlite_url: str, settings: Settings
+) -> None:
+    """While a model load holds the swap lock, a publish with ``activate`` waits for it
+    without holding SQLite's write lock, so other writers of the process go on. (It used
+    to take the write lock first: a rating posted meanwhile waited db_timeout_s, then 503.)"""
+    offline_model(Path(settings.model_dir) / "offline-1")
+    with make_client(run_worker=False, db_timeout_s=1.0) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        swap = runtime.models.swapping()
+        answers: list[Response] = []
+        with swap:  # a refresh loading a large artifact holds it
+            publish = threading.Thread(target=lambda: answers.append(client.post(
+                "/v1/admin/models", json={"version": "offline-1", "activate": True},
+                headers=ADMIN)))
+            publish.start()
+            publish.join(timeout=1.5)  # the artifact is checked; now it waits for the lock
+            assert publish.is_alive() and not answers
+            rated: list[Response] = []
+            writer = threading.Thread(target=lambda: rated.append(client.post(
+                "/v1/ratings", json={"user_id": "u", "item_id": "i1", "rating": 4})))
+            writer.start()
+            writer.join(timeout=10)  # (it waited for ever behind the publish before)
+            assert rated and rated[0].status_code == 200, rated and rated[0].text
+        publish.join(30)
+        writer.join(30)
+        assert answers and answers[0].status_code == 201, answers and answers[0].text
+        served = client.get("/v1/users/u/recommendations").json()
+        assert served["model_version"] == "offline-1"

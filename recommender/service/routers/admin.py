@@ -3,6 +3,8 @@ for every route of the router)."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from recommender import store
@@ -154,16 +156,20 @@ def publish(
     it loads, its item map is sane, its shapes agree. 422 names what is wrong; 409 when the
     version is already registered.
     """
-    try:
-        row, model = publish_model(session, model_dir=settings.model_dir, version=body.version)
-    except VersionExistsError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    if body.activate:  # the row and the activation commit together, then it serves
-        runtime.models.activate(
-            session, LoadedModel(version=row.version, model=model, metrics=dict(row.metrics))
-        )
-    else:
-        session.commit()
+    # With activate, the swap lock comes before the row's write transaction (SQLite's write
+    # lock): a refresh or another activation takes them in that order too.
+    with runtime.models.swapping() if body.activate else nullcontext():
+        try:
+            row, model = publish_model(session, model_dir=settings.model_dir,
+                                       version=body.version)
+        except VersionExistsError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        if body.activate:  # the row and the activation commit together, then it serves
+            runtime.models.activate(
+                session, LoadedModel(version=row.version, model=model, metrics=dict(row.metrics))
+            )
+        else:
+            session.commit()
     return _model_out(row, row.version if body.activate else store.active_version(session))
 
 
