@@ -158,6 +158,9 @@ class Catalogue(Poller):
         self.lists_ttl_s = lists_ttl_s
         self._state = _State()
         self._lock = threading.Lock()
+        # One refresh at a time, from its read to its install: a refresh that starts later
+        # reads later data and installs after the earlier one, never before it.
+        self._refresh_lock = threading.Lock()
         # model -> {(generation, where): mask}: the masks go with the model they index.
         self._masks: weakref.WeakKeyDictionary[Any, OrderedDict] = weakref.WeakKeyDictionary()
         self._new: tuple[float, list[tuple[str, int]]] = (0.0, [])
@@ -175,15 +178,16 @@ class Catalogue(Poller):
         if session is None:
             with self._sessions() as own:
                 return self.refresh(own, force=force)
-        fingerprint = store_items.catalogue_fingerprint(session)
-        if not force and fingerprint == self._state.fingerprint:
-            return False
-        retired = frozenset(store_items.retired_items(session))
-        metadata = store_items.item_metadata(session)
-        with self._lock:
-            self._state = _State(fingerprint, retired, metadata, self._state.generation + 1)
-            self._masks.clear()
-            self._new = (0.0, [])
+        with self._refresh_lock:
+            fingerprint = store_items.catalogue_fingerprint(session)
+            if not force and fingerprint == self._state.fingerprint:
+                return False
+            retired = frozenset(store_items.retired_items(session))
+            metadata = store_items.item_metadata(session)
+            with self._lock:
+                self._state = _State(fingerprint, retired, metadata, self._state.generation + 1)
+                self._masks.clear()
+                self._new = (0.0, [])
         return True
 
     def allows(self, item_id: str, item_filter: ItemFilter = NO_FILTER) -> bool:
@@ -247,9 +251,12 @@ class Catalogue(Poller):
         expires, cached = self._new
         if time.monotonic() < expires:
             return cached
+        generation = self._state.generation
         times = store_items.item_creation_times(session)
         ranked = sorted(times.items(), key=lambda pair: (-pair[1], pair[0]))
-        self._new = (time.monotonic() + self.lists_ttl_s, ranked)
+        with self._lock:
+            if self._state.generation == generation:  # else a refresh meanwhile reset it
+                self._new = (time.monotonic() + self.lists_ttl_s, ranked)
         return ranked
 
 

@@ -71,10 +71,12 @@ class Runtime:
             poll_interval_s=settings.model_poll_interval_s,
             metrics=metrics,
         )
+        readers = guard.watch(store.make_reader_factory(engine))
         popular = PopularItems(
-            like_threshold=settings.like_threshold, ttl_s=settings.popular_cache_s
+            like_threshold=settings.like_threshold, ttl_s=settings.popular_cache_s,
+            sessions=readers,
         )
-        titles = ItemTitles(ttl_s=settings.title_cache_s)
+        titles = ItemTitles(ttl_s=settings.title_cache_s, sessions=readers)
         worker = None
         if settings.run_worker:
             worker = JobWorker(
@@ -83,7 +85,6 @@ class Runtime:
                 metrics=metrics,
                 on_model_ready=lambda _version: models.refresh(force=True),
             )
-        readers = guard.watch(store.make_reader_factory(engine))
         catalogue = Catalogue(
             sessions,
             poll_interval_s=settings.model_poll_interval_s,

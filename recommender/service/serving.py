@@ -171,12 +171,18 @@ class PopularItems:
     # How many popular items to cache: enough to fill k after removing a user's rated items.
     CACHED = 1000
 
-    def __init__(self, *, like_threshold: float, ttl_s: float) -> None:
+    def __init__(self, *, like_threshold: float, ttl_s: float,
+                 sessions: sessionmaker[Session]) -> None:
         self.like_threshold = like_threshold
         self.ttl_s = ttl_s
+        # Refills read in a transaction of their own: a caller's may be older than the last
+        # invalidation (SQLite reads one snapshot per transaction), and the list it read
+        # would be kept for ttl_s.
+        self._sessions = sessions
         self._cached: list[tuple[str, float]] = []
         self._users = 1  # users with at least one rating, when the cache was filled
         self._expires = 0.0
+        self._generation = object()  # replaced by each invalidation
         self._lock = threading.Lock()
 
     def top(self, session: Session, *, k: int, exclude: Mapping[str, Any] | None = None) -> list:
@@ -196,6 +202,7 @@ class PopularItems:
         return picked
 
     def invalidate(self) -> None:
+        self._generation = object()
         self._expires = 0.0
 
     def _get(self, session: Session) -> list[tuple[str, float]]:
@@ -204,12 +211,16 @@ class PopularItems:
             return self._cached
         with self._lock:
             if time.monotonic() >= self._expires:
-                likes = store.popular_items(
-                    session, like_threshold=self.like_threshold, limit=self.CACHED
-                )
-                self._users = _count_users(session)
+                generation = self._generation
+                with self._sessions() as fresh:
+                    likes = store.popular_items(
+                        fresh, like_threshold=self.like_threshold, limit=self.CACHED
+                    )
+                    self._users = _count_users(fresh)
                 self._cached = self._scored(likes, self._users)
-                self._expires = time.monotonic() + self.ttl_s
+                # An invalidation during the read: serve this list, but read again next time.
+                if generation is self._generation:
+                    self._expires = time.monotonic() + self.ttl_s
         return self._cached
 
     @staticmethod
@@ -234,8 +245,10 @@ class ItemTitles:
     # Forget everything past this many entries (a bound on memory for huge catalogues).
     MAX_ENTRIES = 200_000
 
-    def __init__(self, *, ttl_s: float) -> None:
+    def __init__(self, *, ttl_s: float, sessions: sessionmaker[Session]) -> None:
         self.ttl_s = ttl_s
+        # Misses are read in a transaction of their own, as PopularItems' refills are.
+        self._sessions = sessions
         self._titles: dict[str, str | None] = {}  # None: known to have no title
         self._expires = 0.0
         self._lock = threading.Lock()
@@ -253,7 +266,11 @@ class ItemTitles:
             known = self._titles
         missing = [item for item in ids if item not in known]
         if missing:
-            found = store.item_titles(session, item_ids=missing)
+            # Not the caller's session: its snapshot may predate the last invalidation (a
+            # batch's, on SQLite), and a title read there would be kept for ttl_s. A write
+            # committed after ``known`` was taken invalidates into a new dict, not this one.
+            with self._sessions() as fresh:
+                found = store.item_titles(fresh, item_ids=missing)
             with self._lock:
                 for item in missing:
                     known[item] = found.get(item)
@@ -286,6 +303,9 @@ class Recommendation:
     model_version: str | None
     items: list[tuple[str, float]]
     titles: Mapping[str, str] = field(default_factory=dict)  # of the items that have one
+    # The model that ranked an "rbm" list (explanations use it, not whichever model serves
+    # by the time they are computed).
+    model: Any = field(default=None, repr=False, compare=False)
 
 
 def recommend_many(
@@ -338,7 +358,8 @@ def recommend_many(
                 continue
             rated = ratings[i]
             top = [(item, float(score)) for item, score in items if item not in rated]
-            results[i] = Recommendation("rbm", version, top[: requests[i].k])
+            results[i] = Recommendation("rbm", version, top[: requests[i].k],
+                                        model=loaded.model)
     for i, request in enumerate(requests):
         if results[i] is None:
             skip = ratings[i]
@@ -363,6 +384,7 @@ def recommend_many(
             r.model_version,
             r.items,
             {item: named[item] for item, _ in r.items if item in named},
+            r.model,
         )
         if isinstance(r, Recommendation)
         else r

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from .cursor import decode_cursor, encode_cursor
 from .engine import begin_write, execute_dml, is_postgresql
-from .models import Item, Rating, utcnow
+from .models import CatalogueVersion, Item, Rating, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,19 @@ def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
         if active is not None:
             set_["active"] = stmt.excluded.active
         session.execute(stmt.on_conflict_do_update(index_elements=[Item.item_id], set_=set_))
+    _bump_catalogue_version(session)
     return len(latest)
+
+
+def _bump_catalogue_version(session: Session) -> None:
+    """Count this transaction's item write (see :class:`CatalogueVersion`). On PostgreSQL
+    the row lock it takes makes concurrent item writes commit in the order they bump."""
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    stmt = insert(CatalogueVersion).values(id=1, version=1)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[CatalogueVersion.id],
+        set_={"version": CatalogueVersion.version + 1},
+    ))
 
 
 def get_item(session: Session, *, item_id: str) -> Item | None:
@@ -155,6 +167,7 @@ def set_item_active(session: Session, *, item_id: str, active: bool) -> None:
         set_={"active": stmt.excluded.active, "updated_at": stmt.excluded.updated_at},
     )
     session.execute(stmt)
+    _bump_catalogue_version(session)
 
 
 def delete_item_ratings(session: Session, *, item_id: str) -> int:
@@ -177,12 +190,14 @@ def retired_items(session: Session) -> list[str]:
     return list(session.scalars(select(Item.item_id).where(Item.active.is_(False))))
 
 
-def catalogue_fingerprint(session: Session) -> tuple[int, Any]:
-    """``(rows, latest updated_at)`` of the items table: changes whenever an item is written,
-    retired or restored (every write sets ``updated_at``). What serving processes poll to
-    know when to re-read the retired set and the metadata: one aggregate, no rows moved."""
+def catalogue_fingerprint(session: Session) -> tuple[int, int, Any]:
+    """``(catalogue version, rows, latest updated_at)``: changes with every committed item
+    write (each bumps the version, :class:`CatalogueVersion`), in commit order; the row count
+    and the latest ``updated_at`` also catch rows written by hand. What serving processes
+    poll to know when to re-read the retired set and the metadata: no rows moved."""
+    version = session.scalar(select(CatalogueVersion.version).where(CatalogueVersion.id == 1))
     count, latest = session.execute(select(func.count(), func.max(Item.updated_at))).one()
-    return int(count), latest
+    return int(version or 0), int(count), latest
 
 
 def item_metadata(session: Session) -> dict[str, dict[str, Any]]:

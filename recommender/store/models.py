@@ -185,6 +185,17 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
+class CatalogueVersion(Base):
+    """The single row counting item writes (migration 0004): every write to ``items`` bumps
+    it in its own transaction, so its value changes with each commit, in commit order. Part
+    of the fingerprint serving processes poll (``items.catalogue_fingerprint``)."""
+
+    __tablename__ = "catalogue_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class ActiveModel(Base):
     """The single row naming the version every serving process should use.
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import post_generated_ratings, train
+from service_helpers import offline_model, post_generated_ratings, train
 
 from recommender.rbm import explain, similar
 
@@ -82,6 +82,20 @@ def test_the_item_list_pages_registered_and_only_rated_items(client: TestClient)
     assert response.status_code == 422 and _errors(response)[0]["field"] == "cursor"
     response = client.get("/v1/items", params={"limit": 0})
     assert response.status_code == 422 and _errors(response)[0]["field"] == "limit"
+
+
+def test_erasing_a_user_or_a_rating_leaves_the_cached_popular_list_at_once(make_client) -> None:
+    """With the popular list cached for minutes, an erased user's and an erased rating's
+    likes leave it at once in this process (the erased user's used to stay for the TTL)."""
+    with make_client(popular_cache_s=600, run_worker=False) as client:
+        _rate(client, "a", {"x": 5, "y": 5})
+        _rate(client, "b", {"x": 5})
+        _rate(client, "c", {"z": 5})
+        assert _ids(client.get("/v1/items/popular", params={"k": 3}).json()) == ["x", "y", "z"]
+        assert client.delete("/v1/users/a").json() == {"user_id": "a", "deleted": 2}
+        assert _ids(client.get("/v1/items/popular", params={"k": 3}).json()) == ["x", "z"]
+        assert client.delete("/v1/users/b/ratings/x").status_code == 200
+        assert _ids(client.get("/v1/items/popular", params={"k": 3}).json()) == ["z"]
 
 
 def test_retiring_keeps_ratings_unless_asked_and_hides_the_item_from_popular(
@@ -372,6 +386,31 @@ def test_explain_lists_the_rated_items_behind_each_recommendation(trained) -> No
         assert [b["share"] for b in mine["because"]] == pytest.approx(
             [b["share"] for b in theirs["because"]], rel=1e-6
         )
+
+
+def test_explanations_come_from_the_model_that_ranked_the_list(trained, tmp_path) -> None:
+    """A model swapped in between a batch and its explanations does not explain it: the
+    reasons are the ranking model's (they were computed with whichever model served by
+    then, which may not know the listed items)."""
+    from recommender.service.routers.recommendations import EXPLAIN_TOP, _explain
+    from recommender.service.serving import LoadedModel, RecommendationRequest
+
+    client, by_user, _ = trained
+    runtime = client.app.state.runtime
+    user = sorted(by_user)[4]
+    (result,) = runtime.recommend_batch([RecommendationRequest(k=3, user_id=user)])
+    ranked_by = runtime.models.current
+    assert result.strategy == "rbm" and result.model is ranked_by.model
+    runtime.models.install(LoadedModel("swapped-in", offline_model(tmp_path / "other")))
+    try:
+        because = _explain(runtime, result, user)
+    finally:
+        runtime.models.install(ranked_by)
+    expected = explain.contributions(ranked_by.model, by_user[user], _ids(
+        {"items": [{"item_id": item} for item, _ in result.items]}))
+    assert set(because) == {item for item, _ in result.items}
+    for item, reasons in because.items():
+        assert [r["item_id"] for r in reasons] == [c.item_id for c in expected[item][:EXPLAIN_TOP]]
 
 
 def test_explain_on_the_popular_list_has_no_reasons(client: TestClient) -> None:

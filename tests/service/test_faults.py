@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from service_helpers import ADMIN, free_port, post_generated_ratings
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from recommender import store
@@ -277,6 +278,12 @@ def test_database_host_and_port_stay_out_of_answers(settings: Settings, db_url: 
             assert secret not in body and "127.0.0.1" not in body
 
 
+def _beat(session, job_id: int, offset: timedelta) -> None:
+    """Set the job's last heartbeat to now + ``offset``."""
+    session.execute(update(store.TrainingJob).where(store.TrainingJob.id == job_id)
+                    .values(heartbeat_at=store.models.utcnow() + offset))
+
+
 def test_a_dead_workers_job_is_failed_by_serving_processes(make_client, db_url: str) -> None:
     """No worker runs (RECOMMENDER_RUN_WORKER=false); a job claimed by a worker that then
     died must not block retraining past the stale timeout."""
@@ -286,8 +293,13 @@ def test_a_dead_workers_job_is_failed_by_serving_processes(make_client, db_url: 
             queued, _ = store.enqueue_job(session, params={})
             claimed = store.claim_next_job(session, worker_id="worker-killed-with-kill-9")
             assert claimed is not None and claimed.id == queued.id
+            # A heartbeat an hour ahead: the sweeper (every 0.1 s) cannot fail the job before
+            # the retrain below sees it running, however slowly this machine gets there.
+            _beat(session, queued.id, timedelta(hours=1))
         again = client.post("/v1/admin/retrain", headers=ADMIN).json()
         assert again == {"job_id": queued.id, "status": "running", "created": False}
+        with store.unit_of_work(runtime.sessions) as session:
+            _beat(session, queued.id, timedelta(seconds=-1))  # now the worker is dead
 
         def failed() -> bool:
             job = client.get(f"/v1/admin/jobs/{queued.id}", headers=ADMIN).json()

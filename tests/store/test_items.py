@@ -106,7 +106,7 @@ def test_known_items_creation_times_and_fingerprint(session: Session) -> None:
     assert store_items.item_known(session, item_id="a")
     assert store_items.item_known(session, item_id="r")
     after = store_items.catalogue_fingerprint(session)
-    assert after != before and after[0] == 2
+    assert after != before and after[1] == 2 and after[0] == before[0] + 1  # one write
     times = store_items.item_creation_times(session)
     assert times["a"] == 30 and times["c"] == 7
     registered = _item(session, "r").updated_at
@@ -192,3 +192,29 @@ def test_migration_0003_up_and_down_keeps_every_item(db_url: str, tmp_path) -> N
         engine.dispose()
         if not sqlite:
             testing.drop_postgres_database(url)
+
+
+def test_every_item_write_changes_the_catalogue_fingerprint_whatever_its_clock(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each committed item write bumps the catalogue version by one. A write stamped before
+    the latest ``updated_at`` (a writer whose commit came after a later-stamped one, or a
+    slow clock) still changes the fingerprint: with ``(rows, latest updated_at)`` alone it
+    changed neither and serving processes missed it."""
+    store.upsert_items(session, items=[store.ItemRow("a", title="A"), store.ItemRow("b")])
+    session.commit()
+    first = store_items.catalogue_fingerprint(session)
+    store_items.set_item_active(session, item_id="b", active=False)
+    session.commit()
+    second = store_items.catalogue_fingerprint(session)
+    assert second[0] == first[0] + 1 and second != first
+    earlier = datetime(2000, 1, 1)  # older than every stamp so far
+    monkeypatch.setattr(store_items, "utcnow", lambda: earlier)
+    store.upsert_items(session, items=[store.ItemRow("a", title="A, renamed")])
+    session.commit()
+    third = store_items.catalogue_fingerprint(session)
+    assert third[1:] == second[1:]  # same rows, same latest stamp ...
+    assert third[0] == second[0] + 1  # ... but one more write
+    store.upsert_items(session, items=[])  # nothing written: nothing counted
+    session.commit()
+    assert store_items.catalogue_fingerprint(session) == third

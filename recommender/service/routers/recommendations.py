@@ -155,12 +155,12 @@ def _explain(
     """``{item: [{item_id, title, contribution, share}, ...]}`` for an RBM list (empty lists
     for the popular one: no rated item made it). ``rated``: the user's id (their ratings are
     read) or the visitor's ratings."""
-    loaded = runtime.models.current
-    if result.strategy != "rbm" or loaded is None or rated is None:
+    model = result.model  # the one that ranked the list, even if another serves by now
+    if result.strategy != "rbm" or model is None or rated is None:
         return {}
     with runtime.sessions() as session:
         ratings = store.user_ratings(session, user_id=rated) if isinstance(rated, str) else rated
-        parts = rbm_explain.contributions(loaded.model, ratings, [item for item, _ in result.items])
+        parts = rbm_explain.contributions(model, ratings, [item for item, _ in result.items])
         top = {item: found[:EXPLAIN_TOP] for item, found in parts.items()}
         titles = runtime.titles.get(session, (c.item_id for cs in top.values() for c in cs))
     out = {}

@@ -117,8 +117,11 @@ def user_profile(
 
 
 @router.delete("/{user_id}", response_model=UserDeleted)
-def delete_user(user_id: UserIdPath, session: SessionDep) -> UserDeleted:
-    """Erase the user's ratings; their recommendations become cold-start at once."""
+def delete_user(user_id: UserIdPath, session: SessionDep, runtime: RuntimeDep) -> UserDeleted:
+    """Erase the user's ratings; their recommendations become cold-start at once, and
+    their likes leave this process's popular list at once."""
     deleted = store.delete_user(session, user_id=user_id)
     session.commit()
+    if deleted:
+        runtime.popular.invalidate()
     return UserDeleted(user_id=user_id, deleted=deleted)
