@@ -149,6 +149,23 @@ def has_ratings(session: Session, *, item_id: str) -> bool:
     )
 
 
+def lock_item(session: Session, *, item_id: str) -> Item | None:
+    """The item's row, locked for this write transaction (SQLite: the write lock; PostgreSQL:
+    ``SELECT ... FOR UPDATE``), for a read-modify-write such as a merge patch. An item that is
+    only rated gets a bare row first, so that there is a row to lock: two concurrent patches
+    of it then apply one after the other (without one, both merged into nothing and the
+    later write dropped the earlier one's keys). ``None`` when the item is neither
+    registered nor rated."""
+    begin_write(session)
+    item = session.get(Item, item_id, with_for_update=True)
+    if item is not None or not has_ratings(session, item_id=item_id):
+        return item
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    session.execute(insert(Item).values(item_id=item_id, active=True, updated_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=[Item.item_id]))
+    return session.get(Item, item_id, with_for_update=True, populate_existing=True)
+
+
 def _entry(item_id: str, row: Item | None) -> CatalogueEntry:
     """The listed form of an item: its row, or only its id when it is only rated."""
     if row is None:
@@ -310,6 +327,7 @@ __all__ = [
     "list_items",
     "popular_items",
     "retired_items",
+    "lock_item",
     "set_item_active",
     "upsert_items",
 ]

@@ -155,3 +155,44 @@ def test_patch_waits_for_another_sqlite_writer_instead_of_failing(
         other.close()
     assert response.status_code == 200, response.text
     assert response.json()["metadata"] == {**TOY["metadata"], "lang": "en"}
+
+
+def test_two_concurrent_patches_of_an_only_rated_item_both_count(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first patch stops after its write, before committing; the second starts then. Both
+    metadata keys are kept: the second waits for the first's row (PATCH writes a bare row
+    for an item that is only rated before locking it). Before, on PostgreSQL, both found no
+    row, merged into nothing, and the second write dropped the first's key."""
+    from recommender import store
+
+    rating = {"user_id": "u", "item_id": "rated", "rating": 4}
+    assert client.post("/v1/ratings", json=rating).status_code == 200
+    real = store.upsert_items
+    written, go = threading.Event(), threading.Event()
+
+    def first_waits(session, *, items):
+        count = real(session, items=items)
+        if not written.is_set():
+            written.set()
+            assert go.wait(30)
+        return count
+
+    monkeypatch.setattr(store, "upsert_items", first_waits)
+    answers: dict[str, int] = {}
+
+    def patch(key: str) -> None:
+        response = client.patch("/v1/items/rated", json={"metadata": {key: 1}})
+        answers[key] = response.status_code
+
+    first = threading.Thread(target=patch, args=("a",))
+    first.start()
+    assert written.wait(30)
+    second = threading.Thread(target=patch, args=("b",))
+    second.start()
+    second.join(timeout=0.5)  # it waits for the first's row (before: for its key, then won)
+    go.set()
+    first.join(30)
+    second.join(30)
+    assert answers == {"a": 200, "b": 200}
+    assert _item(client, "rated")["metadata"] == {"a": 1, "b": 1}

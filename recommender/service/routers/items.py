@@ -134,13 +134,11 @@ def patch_item(
     # Lock the row before reading it: on SQLite the write lock (a read transaction that then
     # writes fails at once when another connection wrote in between), on PostgreSQL the row
     # (SELECT ... FOR UPDATE), so that two patches of the metadata both count.
-    store.begin_write(session)
-    item = session.get(store.Item, item_id, with_for_update=True)
-    if item is None and not store_items.has_ratings(session, item_id=item_id):
+    item = store_items.lock_item(session, item_id=item_id)
+    if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
     changed = body.model_fields_set
-    title = item.title if item is not None else None
-    metadata = item.meta if item is not None else None
+    title, metadata = item.title, item.meta
     if "title" in changed:
         title = body.title
     if "metadata" in changed:
