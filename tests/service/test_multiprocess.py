@@ -242,6 +242,10 @@ def test_a_model_activated_anywhere_is_served_everywhere_within_the_bound(
     second = job["model_version"]
     assert second != cluster.first_version
     took = _wait_everywhere(cluster, second, since=finished)
+    # The probes may all have reached one of A's two workers (the kernel need not spread
+    # them); once the bound has passed, every worker must serve the new version.
+    time.sleep(max(0.0, finished + PICKUP_BOUND_S - time.monotonic()))
+    assert _versions(cluster.a) == {second}
     assert _recommendations(cluster.a, "u1")["model_version"] == second
     print(f"retrained model served everywhere {took:.2f} s after the job finished")
 
