@@ -73,10 +73,9 @@ class Runtime:
         )
         readers = guard.watch(store.make_reader_factory(engine))
         popular = PopularItems(
-            like_threshold=settings.like_threshold, ttl_s=settings.popular_cache_s,
-            sessions=readers,
+            like_threshold=settings.like_threshold, ttl_s=settings.popular_cache_s
         )
-        titles = ItemTitles(ttl_s=settings.title_cache_s, sessions=readers)
+        titles = ItemTitles(ttl_s=settings.title_cache_s)
         worker = None
         if settings.run_worker:
             worker = JobWorker(

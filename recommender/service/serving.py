@@ -171,14 +171,9 @@ class PopularItems:
     # How many popular items to cache: enough to fill k after removing a user's rated items.
     CACHED = 1000
 
-    def __init__(self, *, like_threshold: float, ttl_s: float,
-                 sessions: sessionmaker[Session]) -> None:
+    def __init__(self, *, like_threshold: float, ttl_s: float) -> None:
         self.like_threshold = like_threshold
         self.ttl_s = ttl_s
-        # Refills read in a transaction of their own: a caller's may be older than the last
-        # invalidation (SQLite reads one snapshot per transaction), and the list it read
-        # would be kept for ttl_s.
-        self._sessions = sessions
         self._cached: list[tuple[str, float]] = []
         self._users = 1  # users with at least one rating, when the cache was filled
         self._expires = 0.0
@@ -212,11 +207,10 @@ class PopularItems:
         with self._lock:
             if time.monotonic() >= self._expires:
                 generation = self._generation
-                with self._sessions() as fresh:
-                    likes = store.popular_items(
-                        fresh, like_threshold=self.like_threshold, limit=self.CACHED
-                    )
-                    self._users = _count_users(fresh)
+                likes = store.popular_items(
+                    session, like_threshold=self.like_threshold, limit=self.CACHED
+                )
+                self._users = _count_users(session)
                 self._cached = self._scored(likes, self._users)
                 # An invalidation during the read: serve this list, but read again next time.
                 if generation is self._generation:
@@ -245,10 +239,8 @@ class ItemTitles:
     # Forget everything past this many entries (a bound on memory for huge catalogues).
     MAX_ENTRIES = 200_000
 
-    def __init__(self, *, ttl_s: float, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, *, ttl_s: float) -> None:
         self.ttl_s = ttl_s
-        # Misses are read in a transaction of their own, as PopularItems' refills are.
-        self._sessions = sessions
         self._titles: dict[str, str | None] = {}  # None: known to have no title
         self._expires = 0.0
         self._lock = threading.Lock()
@@ -266,11 +258,10 @@ class ItemTitles:
             known = self._titles
         missing = [item for item in ids if item not in known]
         if missing:
-            # Not the caller's session: its snapshot may predate the last invalidation (a
-            # batch's, on SQLite), and a title read there would be kept for ttl_s. A write
-            # committed after ``known`` was taken invalidates into a new dict, not this one.
-            with self._sessions() as fresh:
-                found = store.item_titles(fresh, item_ids=missing)
+            # A write committed after ``known`` was taken invalidates into a new dict, not
+            # this one. (The caller's read must not predate its invalidation: on SQLite a
+            # transaction reads one snapshot, so recommend_many ends its ratings read first.)
+            found = store.item_titles(session, item_ids=missing)
             with self._lock:
                 for item in missing:
                     known[item] = found.get(item)
@@ -330,6 +321,10 @@ def recommend_many(
     wanted = list(dict.fromkeys(
         r.user_id for r in requests if r.ratings is None and r.user_id is not None))
     stored = store.ratings_of_users(session, user_ids=wanted) if wanted else {}
+    # End that read: the connection goes back to the pool while the batch is scored, and on
+    # SQLite the popular list and the titles below are read in a new snapshot, not in one
+    # older than an invalidation made meanwhile (it would keep a stale title for its TTL).
+    session.rollback()
     ratings: list[Mapping[str, float]] = [
         r.ratings if r.ratings is not None
         else stored.get(r.user_id, {}) if r.user_id is not None else {}

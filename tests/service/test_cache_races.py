@@ -7,11 +7,19 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from service_helpers import offline_model
 from sqlalchemy.orm import Session, sessionmaker
 
 from recommender import store
 from recommender.service.catalogue import Catalogue
-from recommender.service.serving import ItemTitles, PopularItems
+from recommender.service.serving import (
+    ItemTitles,
+    LoadedModel,
+    ModelHolder,
+    PopularItems,
+    RecommendationRequest,
+    recommend_many,
+)
 from recommender.store import items as store_items
 
 
@@ -77,7 +85,7 @@ def test_an_invalidation_during_a_popular_refill_is_not_lost(
     refill stores its list: that list is served once, and the next call reads again (before,
     the refill's expiry overwrote the invalidation and the deleted like stayed for ttl_s)."""
     _rate(sessions, ("u1", "a", 5), ("u2", "a", 5), ("u1", "b", 5))
-    popular = PopularItems(like_threshold=4, ttl_s=600, sessions=sessions)
+    popular = PopularItems(like_threshold=4, ttl_s=600)
     read, go = _stall_first_call(monkeypatch, store, "popular_items")
     answers: list = []
     with sessions() as session:
@@ -90,20 +98,41 @@ def test_an_invalidation_during_a_popular_refill_is_not_lost(
         go.set()
         refill.join(30)
         assert [item for item, _ in answers[0]] == ["a", "b"]  # what it read
-        assert [item for item, _ in popular.top(session, k=5)] == ["a"]
+    with sessions() as later:  # the next request
+        assert [item for item, _ in popular.top(later, k=5)] == ["a"]
 
 
-def test_titles_are_read_outside_the_callers_older_snapshot(sessions) -> None:
-    """A caller whose transaction began before a title changed (a recommendation batch's, on
-    SQLite) still gets, and caches, the new title after the invalidation."""
+def test_a_batch_names_its_items_after_a_title_changed_during_scoring(
+    sessions, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A title changes (and the cache is invalidated) while a batch is being scored: the
+    batch names its items with the new title, and caches that. On SQLite the batch's read
+    transaction began with the ratings query; recommend_many ends it before naming the
+    items (before, the old title was read in that snapshot and kept for the cache's TTL)."""
+    model = offline_model(tmp_path / "m")
+    holder = ModelHolder(sessions, tmp_path)
+    holder.install(LoadedModel("m", model))
+    items = list(model.item_ids)
     with store.unit_of_work(sessions) as session:
-        store_items.upsert_items(session, items=[store.ItemRow("i1", title="Old")])
-    titles = ItemTitles(ttl_s=600, sessions=sessions)
-    with sessions() as batch:
-        assert store_items.item_titles(batch, item_ids=["i1"]) == {"i1": "Old"}  # begins
+        store.upsert_ratings(session, ratings=[store.RatingRow("u", items[0], 5.0, 0)])
+        store_items.upsert_items(session, items=[store.ItemRow(i, title="Old") for i in items])
+    titles = ItemTitles(ttl_s=600)
+    real = model.recommend
+
+    def renamed_while_scoring(*args, **kwargs):
         with store.unit_of_work(sessions) as writer:
-            store_items.upsert_items(writer, items=[store.ItemRow("i1", title="New")])
+            store_items.upsert_items(writer, items=[store.ItemRow(i, title="New")
+                                                    for i in items])
         titles.invalidate()
-        assert titles.get(batch, ["i1"]) == {"i1": "New"}
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "recommend", renamed_while_scoring)
+    with sessions() as batch:
+        (result,) = recommend_many(batch, [RecommendationRequest(k=3, user_id="u")],
+                                   holder=holder, popular=PopularItems(like_threshold=4,
+                                                                       ttl_s=0),
+                                   titles=titles)
+    assert result.strategy == "rbm" and len(result.items) == 3
+    assert set(result.titles.values()) == {"New"}
     with sessions() as later:
-        assert titles.get(later, ["i1"]) == {"i1": "New"}
+        assert set(titles.get(later, [i for i, _ in result.items]).values()) == {"New"}

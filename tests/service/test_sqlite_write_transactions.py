@@ -171,7 +171,7 @@ def test_publishing_with_activate_waits_for_the_swap_lock_before_taking_the_writ
                 "/v1/admin/models", json={"version": "offline-1", "activate": True},
                 headers=ADMIN)))
             publish.start()
-            publish.join(timeout=1.5)  # the artifact is checked; now it waits for the lock
+            publish.join(timeout=1.5)  # it waits for the lock before it reads or writes
             assert publish.is_alive() and not answers
             rated: list[Response] = []
             writer = threading.Thread(target=lambda: rated.append(client.post(

@@ -263,8 +263,10 @@ def retire_item(
     store.begin_write(session)
     if not store_items.item_known(session, item_id=item_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id!r}")
-    store_items.set_item_active(session, item_id=item_id, active=False)
+    # Ratings first: retiring bumps the catalogue version, whose row lock (PostgreSQL) then
+    # lasts only until the commit, not through a long delete.
     deleted = store_items.delete_item_ratings(session, item_id=item_id) if erase_ratings else 0
+    store_items.set_item_active(session, item_id=item_id, active=False)
     session.commit()
     runtime.catalogue.refresh(session)
     if deleted:
