@@ -71,7 +71,6 @@ class Runtime:
             poll_interval_s=settings.model_poll_interval_s,
             metrics=metrics,
         )
-        readers = guard.watch(store.make_reader_factory(engine))
         popular = PopularItems(
             like_threshold=settings.like_threshold, ttl_s=settings.popular_cache_s
         )
@@ -84,6 +83,7 @@ class Runtime:
                 metrics=metrics,
                 on_model_ready=lambda _version: models.refresh(force=True),
             )
+        readers = guard.watch(store.make_reader_factory(engine))
         catalogue = Catalogue(
             sessions,
             poll_interval_s=settings.model_poll_interval_s,

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -202,6 +203,12 @@ def is_postgresql(session_or_engine: Session | Engine) -> bool:
         else session_or_engine
     )
     return bind.dialect.name == "postgresql"
+
+
+def dialect_insert(session: Session) -> Any:
+    """The session's dialect ``insert`` (PostgreSQL's or SQLite's), whose statements take
+    ``on_conflict_do_update`` / ``on_conflict_do_nothing``: an upsert in one statement."""
+    return postgresql.insert if is_postgresql(session) else sqlite.insert
 
 
 class _Held:

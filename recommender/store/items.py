@@ -14,11 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, union
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from .cursor import decode_cursor, encode_cursor
-from .engine import begin_write, execute_dml, is_postgresql
+from .engine import begin_write, dialect_insert, execute_dml
 from .models import CatalogueVersion, Item, Rating, utcnow
 
 
@@ -56,7 +55,7 @@ def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
         return 0
     begin_write(session)
     now = utcnow()
-    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    insert = dialect_insert(session)
     groups: dict[bool | None, list[dict[str, Any]]] = {}
     for i in (latest[key] for key in sorted(latest)):
         groups.setdefault(i.active, []).append(
@@ -70,7 +69,7 @@ def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
             }
         )
     for active, rows in groups.items():
-        stmt = dialect_insert(Item).values(rows)
+        stmt = insert(Item).values(rows)
         set_ = {
             "title": stmt.excluded.title,
             "metadata": stmt.excluded.metadata,
@@ -87,7 +86,7 @@ def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
 def _bump_catalogue_version(session: Session) -> None:
     """Count this transaction's item write (see :class:`CatalogueVersion`). On PostgreSQL
     the row lock it takes makes concurrent item writes commit in the order they bump."""
-    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    insert = dialect_insert(session)
     stmt = insert(CatalogueVersion).values(id=1, version=1)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[CatalogueVersion.id],
@@ -160,7 +159,7 @@ def lock_item(session: Session, *, item_id: str) -> Item | None:
     item = session.get(Item, item_id, with_for_update=True)
     if item is not None or not has_ratings(session, item_id=item_id):
         return item
-    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    insert = dialect_insert(session)
     session.execute(insert(Item).values(item_id=item_id, active=True, updated_at=utcnow())
                     .on_conflict_do_nothing(index_elements=[Item.item_id]))
     return session.get(Item, item_id, with_for_update=True, populate_existing=True)
@@ -177,7 +176,7 @@ def set_item_active(session: Session, *, item_id: str, active: bool) -> None:
     """Retire (``active=False``) or restore an item; writes a bare row for an item that is
     only rated. The title, metadata and ratings are left as they are."""
     begin_write(session)
-    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    insert = dialect_insert(session)
     stmt = insert(Item).values(item_id=item_id, active=active, updated_at=utcnow())
     stmt = stmt.on_conflict_do_update(
         index_elements=[Item.item_id],
@@ -212,8 +211,10 @@ def catalogue_fingerprint(session: Session) -> tuple[int, int, Any]:
     write (each bumps the version, :class:`CatalogueVersion`), in commit order; the row count
     and the latest ``updated_at`` also catch rows written by hand. What serving processes
     poll to know when to re-read the retired set and the metadata: no rows moved."""
-    version = session.scalar(select(CatalogueVersion.version).where(CatalogueVersion.id == 1))
-    count, latest = session.execute(select(func.count(), func.max(Item.updated_at))).one()
+    version = select(CatalogueVersion.version).where(CatalogueVersion.id == 1).scalar_subquery()
+    version, count, latest = session.execute(
+        select(version, func.count(), func.max(Item.updated_at)).select_from(Item)
+    ).one()
     return int(version or 0), int(count), latest
 
 
@@ -326,8 +327,8 @@ __all__ = [
     "like_counts",
     "list_items",
     "popular_items",
-    "retired_items",
     "lock_item",
+    "retired_items",
     "set_item_active",
     "upsert_items",
 ]

@@ -10,11 +10,10 @@ from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .engine import begin_write, is_postgresql
+from .engine import begin_write, dialect_insert
 from .models import ActiveModel, ModelVersion, utcnow
 
 
@@ -129,8 +128,7 @@ def activate_model(session: Session, *, version: str) -> None:
 
 
 def set_active(session: Session, *, version: str, now: datetime) -> None:
-    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    stmt = dialect_insert(ActiveModel).values(id=1, version=version, activated_at=now)
+    stmt = dialect_insert(session)(ActiveModel).values(id=1, version=version, activated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=[ActiveModel.id],
         set_={"version": stmt.excluded.version, "activated_at": stmt.excluded.activated_at},
