@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from ..core import regularizers
@@ -32,6 +33,9 @@ class ServingWeights(NamedTuple):
     W_tied16: torch.Tensor | None  # W_tied in bfloat16
     W_states16: torch.Tensor | None  # W_states in bfloat16
     norms: torch.Tensor | None  # (2, items): ||W_tied[j]||, max_s ||W_states[s, j]||
+    # The full products' operands where numpy's BLAS is the faster (None elsewhere):
+    W_tied_T: np.ndarray | None = None  # (n_tied, items), W_tied transposed, contiguous
+    W_states_T: np.ndarray | None = None  # (rest, 2 * items), W_states transposed
 
 
 def resolve_device(device: str = "auto") -> torch.device:

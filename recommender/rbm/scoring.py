@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from ..core import backend
@@ -99,14 +100,17 @@ class ScoringMixin(EncodingMixin):
         W_tied = W3[:, 0, :n_tied].contiguous()
         W_states = W3[:, :, n_tied:].transpose(0, 1).reshape(N_STATES * n_items,
                                                              n_total - n_tied)
-        W_tied16 = W_states16 = norms = None
+        W_tied16 = W_states16 = norms = W_tied_T = W_states_T = None
         if self.W.device.type == "cpu" and backend.cpu_has_fast_bfloat16():
             W_tied16, W_states16 = W_tied.bfloat16(), W_states.bfloat16()
             norms = torch.stack([W_tied.norm(dim=1),
                                  W_states.norm(dim=1).view(N_STATES, n_items).amax(dim=0)])
+        if self.W.device.type == "cpu" and backend.numpy_products_are_faster():
+            W_tied_T = W_tied.t().contiguous().numpy()
+            W_states_T = W_states.t().contiguous().numpy()
         weights = ServingWeights(n_tied, W_tied, W_states,
                                  self.a.view(-1, N_STATES).t().contiguous(),
-                                 W_tied16, W_states16, norms)
+                                 W_tied16, W_states16, norms, W_tied_T, W_states_T)
         self._serving = (key, weights)
         return weights
 
@@ -130,10 +134,15 @@ class ScoringMixin(EncodingMixin):
         Logits ``z_s = a_s + h_tied W_tied + h_rest W_s``: the tied part is shared by both
         states, so it is added once, to ``log(exp(z_0 - tied) + exp(z_1 - tied))``."""
         n = ph.shape[0]
-        # The biases ride in the product (addmm): one pass over (users, 2 * items) fewer.
-        rest = torch.addmm(w.a_states.view(1, -1), ph[:, w.n_tied:], w.W_states.t())
+        if w.W_states_T is not None:  # numpy's BLAS, on the transposed weights
+            rest = torch.from_numpy(np.matmul(ph[:, w.n_tied:].numpy(), w.W_states_T))
+            rest.add_(w.a_states.view(1, -1))
+        else:  # the biases ride in the product (addmm): one pass over the logits fewer
+            rest = torch.addmm(w.a_states.view(1, -1), ph[:, w.n_tied:], w.W_states.t())
         log_odds = Fn.rated_log_odds(rest.view(n, N_STATES, self.n_items), dim=1)
-        if w.n_tied:
+        if w.n_tied and w.W_tied_T is not None:
+            log_odds.add_(torch.from_numpy(np.matmul(ph[:, :w.n_tied].numpy(), w.W_tied_T)))
+        elif w.n_tied:
             log_odds.addmm_(ph[:, :w.n_tied], w.W_tied.t())
         return self._shrink(log_odds, n_known)
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import torch
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -33,8 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
+        if settings.torch_threads:  # torch's and numpy's BLAS threads alike
+            backend.configure_threads(settings.torch_threads)
         backend.keep_freed_memory()  # scoring's per-batch buffers: no page faults each time
         runtime = Runtime.build(settings, metrics)
         app.state.runtime = runtime

@@ -112,6 +112,36 @@ def test_bfloat16_speedup_is_a_ratio_of_real_timings():
     assert 0 < ratio < float("inf")
 
 
+def test_numpy_product_speedup_is_a_ratio_of_real_timings():
+    ratio = backend.numpy_product_speedup(rows=4, inner=8, cols=16, repeats=1)
+    assert 0 < ratio < float("inf")
+
+
+@pytest.mark.parametrize("speedup, expected",
+                         [(0.5, False), (1.19, False), (1.2, True), (1.8, True)])
+def test_numpy_products_are_used_only_where_they_measure_faster(monkeypatch, speedup, expected):
+    monkeypatch.setattr(backend, "numpy_product_speedup", lambda: speedup)
+    backend.numpy_products_are_faster.cache_clear()
+    try:
+        assert backend.numpy_products_are_faster() is expected
+    finally:
+        backend.numpy_products_are_faster.cache_clear()
+
+
+def test_configure_threads_sets_numpys_blas_threads_too():
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            backend.configure_threads(threads)
+            blas = [pool["num_threads"] for pool in threadpool_info()
+                    if pool["user_api"] == "blas"]
+            assert blas and set(blas) == {threads}
+    finally:
+        backend.configure_threads(before)
+
+
 # Loads the model saved in argv[1], scores a 32-user batch and prints the page faults per batch;
 # in a child process: keep_freed_memory is process-wide and permanent.
 _FAULTS_SCRIPT = """

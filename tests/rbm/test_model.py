@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recommender.core import callbacks, optimizers
+from recommender.core import backend, callbacks, optimizers
 from recommender.data import Ratings, generate_ratings, split_per_user
 from recommender.evaluation import evaluate_model, evaluate_popularity
 from recommender.rbm import RBMConfig, RBMRecommender
@@ -358,8 +358,18 @@ def test_every_attribute_is_born_in_init(planted):
     assert set(vars(model)) == declared
 
 
-def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained):
+@pytest.fixture(params=["torch", "numpy"])
+def products(request, monkeypatch):
+    """Which library runs the serving's full products: torch's BLAS, or numpy's on the
+    transposed weights (chosen per machine by backend.numpy_products_are_faster)."""
+    through_numpy = request.param == "numpy"
+    monkeypatch.setattr(backend, "numpy_products_are_faster", lambda: through_numpy)
+    return through_numpy
+
+
+def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained, products):
     model, _ = trained
+    model._serving = None  # rebuilt for the product path under test
     users = [{"i0": 5, "i4": 2}, {"i7": 4}, {}]
 
     def expected() -> torch.Tensor:
@@ -378,14 +388,17 @@ def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained)
     finally:
         model.set_weights([W, a, b])
     torch.testing.assert_close(model.score_items(users), expected())
+    assert (model._serving_weights().W_states_T is not None) is products
+    model._serving = None  # the next test builds them for this machine
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n_hidden, n_preference_hidden", [(8, 0), (1, 6), (5, 5)])
 def test_ranking_scores_for_every_hidden_layout(n_hidden, n_preference_hidden, threads,
-                                                monkeypatch):
-    """Trains and serves on one and on two threads: without preference units a width-0
-    embedding bag used to raise in fit and recommend on two (torch's kernel; Fn.bag_sum)."""
+                                                products, monkeypatch):
+    """Trains and serves on one and on two threads, through either library's products:
+    without preference units a width-0 embedding bag used to raise in fit and recommend on
+    two (torch's kernel; Fn.bag_sum), and numpy gets a width-0 product."""
     monkeypatch.setenv("RECOMMENDER_THREADS", str(threads))  # fit's configure_threads
     before = torch.get_num_threads()
     try:
