@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
     ):
         app.include_router(router)
+    # Innermost: the hot route's plain requests skip the framework's layers, not these.
+    app.add_middleware(recommendations.FastUserRecommendations, api=app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Annotated
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recommender import store
 from recommender.rbm import explain as rbm_explain
@@ -23,9 +26,10 @@ from .active_model import NO_MODEL_YET, served_model
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
+MAX_K = 1000
 K = Annotated[
     int | None,
-    Query(ge=1, le=1000, description="How many items to return (default RECOMMENDER_DEFAULT_K)."),
+    Query(ge=1, le=MAX_K, description="How many items to return (default RECOMMENDER_DEFAULT_K)."),
 ]
 MAX_PREDICTION_ITEMS = 1000
 
@@ -137,6 +141,81 @@ async def user_recommendations(user_id: UserIdPath, request: Request, k: K = Non
     item_filter, explain = _query_options(request)
     wanted = RecommendationRequest(k=k, user_id=user_id, item_filter=item_filter)
     return await _answer(runtime, wanted, explain)
+
+
+class FastUserRecommendations:
+    """The hot route's common request, ``GET /v1/users/{user_id}/recommendations[?k=N]``,
+    answered without the framework's routing layers: a pure ASGI middleware, the innermost
+    one (API keys, the body limit and the request metrics still see it).
+
+    Starlette's exception middleware, its router and FastAPI's route machinery (request
+    object, exit stacks, parameter solving, the response's trip back through each layer's
+    ``send``) cost more event-loop time than everything else this request does there: on the
+    2-vCPU AMD VM, with the 10M-shape model at 32 clients, answering here took the route from
+    ~1,000 to ~1,300 requests/s (p50 31 -> 24 ms). The answer is the route's own: the same
+    request, the same batch (``Runtime.recommend``), the same body (``_json``).
+
+    Anything else goes on to the app: another path or method, a query with more than one
+    ``k`` between 1 and ``MAX_K`` (``exclude=``, ``where=``, ``explain=``, a bad ``k``), a user id
+    the ``Id`` rules refuse, or an app not started. So every refusal, with its exact 422, is
+    the route's; an exception raised while answering gets the app's handler for it, as the
+    route's would.
+    """
+
+    PATH = re.compile(r"/v1/users/([^/]+)/recommendations")
+    # scope["route"] as the router would set it, for what reads it (MetricsMiddleware: .path)
+    ROUTE = SimpleNamespace(path="/v1/users/{user_id}/recommendations",
+                            name="user_recommendations")
+
+    def __init__(self, app: ASGIApp, *, api: FastAPI) -> None:
+        self.app = app
+        self.api = api  # its state holds the runtime, its exception_handlers the handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        match = self.PATH.fullmatch(path)
+        runtime: Runtime | None = getattr(self.api.state, "runtime", None)
+        k = _plain_k(scope["query_string"], runtime) if match and runtime else None
+        if (match is None or runtime is None or k is None
+                or id_problem(user_id := match.group(1)) is not None):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.ROUTE  # what the metrics label the request with
+        try:
+            result = await runtime.recommend(RecommendationRequest(k=k, user_id=user_id))
+            response = _json(user_id, result)
+        except Exception as exc:  # noqa: BLE001 - answered as the route's would be
+            handler = self._handler(exc)
+            if handler is None:
+                raise  # ServerErrorMiddleware's 500, as for the route
+            response = await handler(Request(scope, receive), exc)
+        await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Any:
+        """The app's handler for ``exc`` (by class, most specific first), as Starlette's
+        exception middleware picks it; None for one only the server-error layer handles."""
+        handlers = self.api.exception_handlers
+        for cls in type(exc).__mro__:
+            if cls in handlers and cls is not Exception:
+                return handlers[cls]
+        return None
+
+
+def _plain_k(query: bytes, runtime: Runtime) -> int | None:
+    """k from a query string that is empty (the default k) or exactly ``k=N`` with N in
+    [1, MAX_K]; None for any other query (the route parses and checks it)."""
+    if not query:
+        return int(runtime.settings.default_k)
+    if not query.startswith(b"k=") or not query[2:].isdigit() or len(query) > 12:
+        return None
+    k = int(query[2:])
+    return k if 1 <= k <= MAX_K else None
 
 
 async def _answer(runtime: Runtime, request: RecommendationRequest, explain: bool) -> Response:
