@@ -46,7 +46,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from procstat import status_mb  # benchmarks/procstat.py (this script's folder is on sys.path)
+# benchmarks/procstat.py (this script's folder is on sys.path)
+from procstat import cpu_seconds, descendants, status_mb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -317,21 +318,9 @@ def run_wrk(base: str, paths: list[str], concurrency: int, duration: float, tmp:
         raise SystemExit(f"wrk failed:\n{process.stdout}\n{process.stderr}")
     data = json.loads(match.group(1))
     seconds = data["duration_us"] / 1e6
-    return {"rps": data["requests"] / seconds, "p50_ms": data["p50_us"] / 1000,
+    return {"rps": data["requests"] / seconds, "requests": data["requests"],
+            "p50_ms": data["p50_us"] / 1000,
             "p99_ms": data["p99_us"] / 1000, "errors": data["errors"] + data["non2xx"]}
-
-
-def _descendants(root: int) -> list[int]:
-    pids, frontier = [root], [root]
-    while frontier:
-        parent = frontier.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            continue
-        pids += [int(c) for c in children]
-        frontier += [int(c) for c in children]
-    return pids
 
 
 def _hwm_mb(pid: int) -> float:
@@ -394,8 +383,12 @@ def stage_serve(state: dict, args: argparse.Namespace, tmp: Path) -> dict:
         ceiling, recs = [], []
         for _ in range(args.rounds):
             ceiling.append(run_wrk(base, ["/healthz"], args.concurrency, args.duration, tmp))
+            # The server's CPU time per answer: steadier than requests/s on a shared machine.
+            before = sum(cpu_seconds(pid) for pid in descendants(server.pid))
             recs.append(run_wrk(base, paths, args.concurrency, args.duration, tmp))
-        peak = max(_hwm_mb(pid) for pid in _descendants(server.pid))
+            spent = sum(cpu_seconds(pid) for pid in descendants(server.pid)) - before
+            recs[-1]["cpu_us"] = spent / max(recs[-1]["requests"], 1) * 1e6
+        peak = max(_hwm_mb(pid) for pid in descendants(server.pid))
     finally:
         server.terminate()
         try:
@@ -411,6 +404,7 @@ def stage_serve(state: dict, args: argparse.Namespace, tmp: Path) -> dict:
         "p50_ms": statistics.median(r["p50_ms"] for r in recs),
         "p99_ms": statistics.median(r["p99_ms"] for r in recs),
         "ratio": statistics.median(ratios),
+        "cpu_us": statistics.median(r["cpu_us"] for r in recs),
         "errors": sum(r["errors"] for r in recs + ceiling), "load": load,
         "rounds": {"healthz": ceiling, "recommendations": recs},
     }
@@ -570,7 +564,8 @@ def _serve_rows(serve: dict, args: argparse.Namespace) -> None:
     print(f"{'serve: GET recommendations':<28}{'':>9}{serve['rps']:>10,.0f}/s{'':>10}  "
           f"p50 {serve['p50_ms']:.1f} ms, p99 {serve['p99_ms']:.1f} ms, "
           f"{serve['ratio']:.0%} of the ceiling (median of {args.rounds} paired rounds), "
-          f"{serve['errors']} errors; load average {serve['load']}")
+          f"server CPU {serve['cpu_us']:,.0f} us/request, {serve['errors']} errors; "
+          f"load average {serve['load']}")
 
 
 def report(results: dict, state: dict, args: argparse.Namespace, serve_skip: str | None,

@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+import procstat  # benchmarks/procstat.py (this script's folder is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,7 +61,6 @@ from recommender import store  # noqa: E402
 from recommender.store import testing  # noqa: E402
 
 MOVIELENS = REPO.parent / "shared" / "data" / "movielens-100k"
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass
@@ -279,7 +279,8 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server and every process under it (Linux)."""
-        return sum(_proc_cpu(pid) for pid in _descendants(self.process.pid))
+        return sum(procstat.cpu_seconds(pid)
+                   for pid in procstat.descendants(self.process.pid))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -287,32 +288,6 @@ class Server:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
-
-
-def _proc_cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir() if Path("/proc").exists() else []:
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
 
 
 # --------------------------------------------------------------------------------------------
