@@ -45,6 +45,7 @@ def test_demo_titles_its_items_reuses_its_store_and_starts_clean_with_fresh(tmp_
         model_dir=directory / "models",
         run_worker=False,
         torch_threads=None,
+        scoring_threads=None,
         gc_freeze=False,
     )
     with TestClient(create_app(settings)) as client:

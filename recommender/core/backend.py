@@ -8,8 +8,10 @@ import functools
 import os
 import platform
 import re
+import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -101,6 +103,34 @@ def configure_threads(threads: int | None = None) -> int:
     # its own thread pool, one thread per core by default: the same count as torch's.
     threadpool_limits(threads, user_api="blas")
     return threads
+
+
+# -- scoring threads ---------------------------------------------------------------------------
+# A batch of users can be scored in row blocks on several Python threads at once: the products
+# (torch's or numpy's) and the element-wise work release the GIL, and unlike more intra-op
+# threads (OpenMP's, OpenBLAS's), which spin and wait for each other at every operation and
+# collapsed on a busy 2-vCPU VM, each thread here runs whole operations on its own rows.
+_scoring: tuple[int, ThreadPoolExecutor | None] = (1, None)  # (threads, pool of the extra ones)
+_scoring_lock = threading.Lock()
+
+
+def set_scoring_threads(threads: int) -> None:
+    """Score a batch's users on ``threads`` threads (the caller's and ``threads - 1`` pool
+    threads) from now on; 1 scores them on the caller's thread alone, the default."""
+    global _scoring
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer. Received: threads={threads!r}")
+    pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scoring") if threads > 1 else None
+    with _scoring_lock:
+        (_, old), _scoring = _scoring, (threads, pool)
+    if old is not None:
+        old.shutdown(wait=False)  # work already handed to it still finishes
+
+
+def scoring_threads() -> tuple[int, ThreadPoolExecutor | None]:
+    """``(threads, pool)``: how many threads score one batch (``set_scoring_threads``) and the
+    pool of the extra ones (None for one thread)."""
+    return _scoring
 
 
 # bfloat16 products replace float32 ones (training's dense products, the serving's candidate

@@ -13,7 +13,7 @@ checks it against brute force).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from .encoding import N_STATES, EncodingMixin
 # bf16 products ran slower than fp32 and the search lost: 14.9 vs 9.0-9.8 ms at 10,677.
 CANDIDATES = 32
 CANDIDATE_SHARE = 100
+# A batch is scored in row blocks on the scoring threads (backend.set_scoring_threads) only with
+# at least this many users per block: for fewer, the hand-off costs more than it saves.
+MIN_BLOCK_ROWS = 4
 # The bf16 products' error is at most BF16_ERROR * ||h|| * ||w|| (_upper_log_odds): three
 # unit roundoffs of bf16 (3 * 2**-8 = 0.0117) with room for the second-order and fp32 terms.
 BF16_ERROR = 0.0125
@@ -158,9 +161,32 @@ class ScoringMixin(EncodingMixin):
         """
         w = self._serving_weights()
         ph, items, n_known = self._hidden_of(batch, w)
-        log_odds = self._log_odds_of_hidden(ph, n_known, w)
+        log_odds = self._in_row_blocks(self._log_odds_of_hidden, ph, n_known, w)
         log_odds.view(-1).index_fill_(0, batch.row_of * self.n_items + items, float("-inf"))
         return log_odds
+
+    def _in_row_blocks(self, score: Callable[..., torch.Tensor], ph: torch.Tensor,
+                       n_known: torch.Tensor, w: ServingWeights) -> torch.Tensor:
+        """``score(ph, n_known, w)``, one row per user, computed in row blocks on the scoring
+        threads at once where ``backend.set_scoring_threads`` gave more than one (CPU only).
+
+        Each block is a whole call on its own users, so the result is the same rows; the
+        products and element-wise steps release the GIL. Measured with the 10M-shape model in
+        the service on 2 vCPUs (2 threads against 1, six paired rounds): 15-25 % more requests
+        per second at 32 clients and a p99 4-13 ms lower, for 5-10 % more CPU per request.
+        """
+        threads, pool = backend.scoring_threads()
+        blocks = min(threads, ph.shape[0] // MIN_BLOCK_ROWS)
+        if pool is None or blocks < 2 or ph.device.type != "cpu":
+            return score(ph, n_known, w)
+        phs, counts = ph.tensor_split(blocks), n_known.tensor_split(blocks)
+        try:
+            rest = [pool.submit(_without_grad, score, p, c, w)
+                    for p, c in zip(phs[1:], counts[1:], strict=True)]
+        except RuntimeError:  # the pool was replaced meanwhile: score here
+            return score(ph, n_known, w)
+        first = score(phs[0], counts[0], w)
+        return torch.cat([first, *(future.result() for future in rest)])
 
     def _top_log_odds(self, batch: Fn.SparseBatch, k: int, allowed: torch.Tensor | None,
                       ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,7 +216,7 @@ class ScoringMixin(EncodingMixin):
             return top.values, top.indices
         ph, items, n_known = self._hidden_of(batch, w)
         rated = batch.row_of * self.n_items + items
-        upper = self._upper_log_odds(ph, n_known, w)
+        upper = self._in_row_blocks(self._upper_log_odds, ph, n_known, w)
         upper.view(-1).index_fill_(0, rated, float("-inf"))
         if allowed is not None:
             upper.masked_fill_(~allowed, float("-inf"))
@@ -316,3 +342,8 @@ class ScoringMixin(EncodingMixin):
         return torch.sigmoid(Fn.hidden_input_sparse(self._encode_entries(users_ratings), self.W,
                                                      self.b))
 
+
+def _without_grad(score: Callable[..., torch.Tensor], *args: object) -> torch.Tensor:
+    """``score(*args)`` on a pool thread with autograd off (its mode is per thread)."""
+    with torch.no_grad():
+        return score(*args)

@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.torch_threads:  # torch's and numpy's BLAS threads alike
             backend.configure_threads(settings.torch_threads)
+        if settings.scoring_threads:
+            backend.set_scoring_threads(settings.scoring_threads)
         backend.keep_freed_memory()  # scoring's per-batch buffers: no page faults each time
         runtime = Runtime.build(settings, metrics)
         app.state.runtime = runtime

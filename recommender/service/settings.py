@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     # `recommender worker` processes, or raise this, where training speed matters.
     # None leaves torch's default (one thread per core).
     torch_threads: int | None = Field(default=1, ge=1)
+    # Threads that score one recommendation batch, each on its own block of the batch's users
+    # (rbm.scoring: the products and element-wise steps release the GIL). On 2 vCPUs with the
+    # 10M-shape model, 2 served 15-25 % more requests/s than 1 at 32 clients, p99 4-13 ms lower.
+    # None leaves the process's setting (1 unless something set it).
+    scoring_threads: int | None = Field(default=2, ge=1)
 
     @field_validator("api_keys", mode="before")
     @classmethod

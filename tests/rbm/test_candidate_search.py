@@ -79,11 +79,19 @@ def _assert_same(got: list[list[tuple[str, float]]], want: list[list[tuple[str, 
         assert len({item for item, _ in g} ^ set(exact)) <= 2 * ties
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("k", [1, 10, 32])
-def test_the_candidate_search_returns_the_exact_top_k(searching: RBMRecommender, k: int) -> None:
-    users = _users(searching)
+def test_the_candidate_search_returns_the_exact_top_k(searching: RBMRecommender, k: int,
+                                                      threads: int) -> None:
+    """On one scoring thread, and on two (the bounds computed in two blocks of users)."""
+    users = _users(searching) * 2  # 14 users: two blocks of 7
     assert searching._serving_weights().W_states16 is not None  # the search is on
-    _assert_same(searching.recommend(users, k=k), _brute_force(searching, users, k))
+    want = _brute_force(searching, users, k)
+    backend.set_scoring_threads(threads)
+    try:
+        _assert_same(searching.recommend(users, k=k), want)
+    finally:
+        backend.set_scoring_threads(1)
 
 
 def test_masks_apply_before_the_search(searching: RBMRecommender) -> None:

@@ -358,6 +358,45 @@ def test_every_attribute_is_born_in_init(planted):
     assert set(vars(model)) == declared
 
 
+@pytest.fixture(params=[1, 3])
+def scoring_threads(request):
+    """Batches scored on the caller's thread alone, or in row blocks on three threads."""
+    backend.set_scoring_threads(request.param)
+    yield request.param
+    backend.set_scoring_threads(1)
+
+
+def test_scores_in_row_blocks_equal_the_whole_batchs(trained) -> None:
+    """Three scoring threads give every user the rows one thread gives (blocks of >= 4 users:
+    13 users in blocks of 5, 4 and 4), for the exact scores and for the ranking."""
+    model, _ = trained
+    g = torch.Generator().manual_seed(5)
+    users = [{model.item_ids[j]: float(1 + j % 5)
+              for j in torch.randperm(model.n_items, generator=g)[:n].tolist()}
+             for n in (0, 1, 2, 3, 5, 8, 13, 21, 1, 2, 3, 5, 8)]
+    whole = model.score_items(users)
+    lists = model.recommend(users, k=7)
+    backend.set_scoring_threads(3)
+    try:
+        assert backend.scoring_threads()[0] == 3
+        torch.testing.assert_close(model.score_items(users), whole)
+        again = model.recommend(users, k=7)
+    finally:
+        backend.set_scoring_threads(1)
+    assert [[item for item, _ in top] for top in again] == [[item for item, _ in top]
+                                                           for top in lists]
+    torch.testing.assert_close(torch.tensor([[s for _, s in top] for top in again]),
+                               torch.tensor([[s for _, s in top] for top in lists]))
+
+
+def test_set_scoring_threads_refuses_a_bad_count() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=f"threads must be a positive integer. "
+                                             f"Received: threads={bad!r}"):
+            backend.set_scoring_threads(bad)
+    assert backend.scoring_threads() == (1, None)
+
+
 @pytest.fixture(params=["torch", "numpy"])
 def products(request, monkeypatch):
     """Which library runs the serving's full products: torch's BLAS, or numpy's on the
@@ -395,7 +434,7 @@ def test_ranking_scores_are_p_rated_for_tied_untied_and_changed_weights(trained,
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n_hidden, n_preference_hidden", [(8, 0), (1, 6), (5, 5)])
 def test_ranking_scores_for_every_hidden_layout(n_hidden, n_preference_hidden, threads,
-                                                products, monkeypatch):
+                                                products, scoring_threads, monkeypatch):
     """Trains and serves on one and on two threads, through either library's products:
     without preference units a width-0 embedding bag used to raise in fit and recommend on
     two (torch's kernel; Fn.bag_sum), and numpy gets a width-0 product."""
@@ -414,6 +453,8 @@ def _check_hidden_layout(n_hidden: int, n_preference_hidden: int) -> None:
                                      epochs=2))
     model.fit(ratings, verbose=0)
     users = [{ratings.items[0]: 5.0, ratings.items[1]: 1.0}, {}]
+    users += [{ratings.items[(u + j) % 30]: float(1 + j % 5) for j in range(u % 6)}
+              for u in range(10)]  # 12 users: three scoring threads split them in blocks
     torch.testing.assert_close(model.score_items(users), _expected_scores(model, users))
     top = model.recommend(users, k=3)
     assert [s for _, s in top[1]] == sorted((s for _, s in top[1]), reverse=True)

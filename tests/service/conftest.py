@@ -33,6 +33,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         # Process-wide tunings meant for a server, not for a pytest process that goes on to
         # run other tests: leave torch's threads and the garbage collector alone.
         torch_threads=None,
+        scoring_threads=None,
         gc_freeze=False,
     )
 
