@@ -213,6 +213,15 @@ class SparseBatch:
     offsets: torch.Tensor  # (batch,) int64
     size: int  # rows in the batch
 
+    def rows(self, start: int, stop: int) -> SparseBatch:
+        """Rows ``[start, stop)`` as a batch of their own (the entries come grouped by row,
+        in row order: ``offsets`` is where each row's begin)."""
+        nnz = len(self.cols)
+        first = int(self.offsets[start]) if start < self.size else nnz
+        last = int(self.offsets[stop]) if stop < self.size else nnz
+        return SparseBatch(row_of=self.row_of[first:last] - start, cols=self.cols[first:last],
+                           offsets=self.offsets[start:stop] - first, size=stop - start)
+
     def dense(self, n_columns: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         out = torch.zeros(self.size, n_columns, dtype=dtype, device=self.cols.device)
         out[self.row_of, self.cols] = 1.0

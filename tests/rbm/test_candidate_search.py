@@ -174,3 +174,27 @@ def test_small_catalogues_and_slow_bf16_take_the_exact_path(model: RBMRecommende
     _assert_same(model.recommend(users, k=100), want)
     assert calls == [len(users)]
     model._serving = None
+
+
+@pytest.mark.parametrize("search", [True, False])
+def test_per_user_masks_follow_their_rows_into_the_blocks(model: RBMRecommender, search: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two scoring threads split 14 users in blocks of 7: each block gets its own users'
+    rows of a per-user mask, with the candidate search and with the full products."""
+    monkeypatch.setattr(backend, "cpu_has_fast_bfloat16", lambda: search)
+    monkeypatch.setattr(scoring, "CANDIDATE_SHARE", 8)
+    model._serving = None
+    users = _users(model) * 2
+    g = torch.Generator().manual_seed(3)
+    per_user = torch.rand(len(users), model.n_items, generator=g) > 0.5
+    per_user[9, :] = False
+    per_user[9, :3] = True  # a user in the second block with 3 allowed items
+    want = _brute_force(model, users, 10, per_user)
+    backend.set_scoring_threads(2)
+    try:
+        got = model.recommend(users, k=10, allowed=per_user)
+    finally:
+        backend.set_scoring_threads(1)
+        model._serving = None
+    _assert_same(got, want)
+    assert len(got[9]) == 3

@@ -322,3 +322,27 @@ def test_structured_cd1_in_bfloat16_stays_close_to_fp32():
         assert got.dtype == torch.float32
         scale = want.abs().max()
         assert (got - want).abs().max() < 0.02 * scale, name
+
+
+def test_sparse_batch_rows_are_a_batch_of_their_own():
+    """Rows [start, stop) of a batch: their entries, renumbered from 0, with empty rows at
+    either end and an empty slice."""
+    # Rows 0..4 with 0, 2, 0, 3, 1 entries.
+    batch = Fn.SparseBatch(row_of=torch.tensor([1, 1, 3, 3, 3, 4]),
+                           cols=torch.tensor([5, 7, 0, 2, 9, 4]),
+                           offsets=torch.tensor([0, 0, 2, 2, 5]), size=5)
+    expected = {
+        (0, 2): ([1, 1], [5, 7], [0, 0]),
+        (1, 3): ([0, 0], [5, 7], [0, 2]),
+        (2, 5): ([1, 1, 1, 2], [0, 2, 9, 4], [0, 0, 3]),
+        (4, 5): ([0], [4], [0]),
+        (2, 3): ([], [], [0]),
+        (5, 5): ([], [], []),
+    }
+    for (start, stop), (row_of, cols, offsets) in expected.items():
+        part = batch.rows(start, stop)
+        assert part.size == stop - start
+        assert part.row_of.tolist() == row_of
+        assert part.cols.tolist() == cols
+        assert part.offsets.tolist() == offsets
+        torch.testing.assert_close(part.dense(10), batch.dense(10)[start:stop])
