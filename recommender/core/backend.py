@@ -99,10 +99,15 @@ def configure_threads(threads: int | None = None) -> int:
         raise ValueError(f"threads must be a positive integer. Received: threads={threads!r}")
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    # numpy's BLAS (the serving products where it is faster: numpy_products_are_faster) keeps
-    # its own thread pool, one thread per core by default: the same count as torch's.
-    threadpool_limits(threads, user_api="blas")
     return threads
+
+
+def limit_blas_threads(threads: int) -> None:
+    """Run numpy's BLAS (the serving products where it is faster: numpy_products_are_faster)
+    on ``threads`` threads; it keeps its own pool, one thread per core by default. The serving
+    process sets it to torch's count; training leaves it alone (a retrain inside the serving
+    process must not change what its requests run on)."""
+    threadpool_limits(threads, user_api="blas")
 
 
 # -- scoring threads ---------------------------------------------------------------------------

@@ -185,6 +185,9 @@ class ScoringMixin(EncodingMixin):
         blocks = min(threads, batch.size // MIN_BLOCK_ROWS)
         if pool is None or blocks < 2 or batch.cols.device.type != "cpu":
             return score(batch, allowed)
+        # Built here, once: blocks finding the cache cold would each build them (and time
+        # numpy against torch while another block computes).
+        self._serving_weights()
         edges = [batch.size * i // blocks for i in range(blocks + 1)]
         parts = [(batch.rows(start, stop),
                   allowed[start:stop] if allowed is not None and allowed.dim() == 2 else allowed)

@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.torch_threads:  # torch's and numpy's BLAS threads alike
             backend.configure_threads(settings.torch_threads)
+            backend.limit_blas_threads(settings.torch_threads)
         if settings.scoring_threads:
             backend.set_scoring_threads(settings.scoring_threads)
         backend.keep_freed_memory()  # scoring's per-batch buffers: no page faults each time
@@ -73,8 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
     ):
         app.include_router(router)
-    # Innermost: the hot route's plain requests skip the framework's layers, not these.
-    app.add_middleware(recommendations.FastUserRecommendations, api=app)
+    # Innermost: the hot route's plain requests skip the framework's layers, not these. Not
+    # with OpenTelemetry on: FastAPI names a request's span and route from its router.
+    if not settings.opentelemetry:
+        app.add_middleware(recommendations.FastUserRecommendations, api=app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)

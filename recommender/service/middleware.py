@@ -31,6 +31,16 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path within the app: ``scope["path"]`` without the ``root_path`` it is
+    mounted under (behind a proxy that strips nothing, e.g. ``--root-path /api``), as the
+    router matches it."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("", "/"):
+        return path[len(root):]
+    return path
+
+
 class BodySizeLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413, before the app parses them.
 
@@ -169,7 +179,7 @@ class ApiKeyMiddleware:
         return path.startswith(cls.PREFIX) and not path.startswith(cls.EXEMPT)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.guards(scope["path"]):
+        if scope["type"] != "http" or not self.guards(route_path(scope)):
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == b"x-api-key"), b"")

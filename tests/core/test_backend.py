@@ -128,18 +128,23 @@ def test_numpy_products_are_used_only_where_they_measure_faster(monkeypatch, spe
         backend.numpy_products_are_faster.cache_clear()
 
 
-def test_configure_threads_sets_numpys_blas_threads_too():
-    from threadpoolctl import threadpool_info
+def test_blas_threads_are_limited_and_training_leaves_them_alone():
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    before = torch.get_num_threads()
+    def blas() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    original = blas()
+    torch_threads = torch.get_num_threads()
     try:
         for threads in (1, 2):
-            backend.configure_threads(threads)
-            blas = [pool["num_threads"] for pool in threadpool_info()
-                    if pool["user_api"] == "blas"]
-            assert blas and set(blas) == {threads}
+            backend.limit_blas_threads(threads)
+            assert blas() == {threads}
+        backend.configure_threads(1)  # what fit() calls: torch's threads only
+        assert blas() == {2}
     finally:
-        backend.configure_threads(before)
+        torch.set_num_threads(torch_threads)
+        threadpool_limits(max(original), user_api="blas")
 
 
 # Loads the model saved in argv[1], scores a 32-user batch and prints the page faults per batch;

@@ -389,6 +389,38 @@ def test_scores_in_row_blocks_equal_the_whole_batchs(trained) -> None:
                                torch.tensor([[s for _, s in top] for top in lists]))
 
 
+def test_blocks_run_on_the_pool_with_weights_built_once(trained, monkeypatch) -> None:
+    """On a cold cache the weights are built (and numpy timed against torch) once, in the
+    calling thread, and the blocks run on two threads, with autograd off in the pool's even
+    for weights that require grad (numpy refuses to read such a tensor)."""
+    import threading
+
+    model, _ = trained
+    users = [{model.item_ids[j]: 5.0} for j in range(16)]
+    want = model.recommend(users, k=5)
+    builds, threads_seen = [], set()
+    monkeypatch.setattr(backend, "numpy_products_are_faster", lambda: builds.append(1) or True)
+    ranked = type(model)._top_log_odds_of
+
+    def spy(self, batch, allowed, k):
+        threads_seen.add(threading.current_thread().name)
+        return ranked(self, batch, allowed, k)
+
+    monkeypatch.setattr(type(model), "_top_log_odds_of", spy)
+    model._serving = None
+    backend.set_scoring_threads(2)
+    model.b.requires_grad_(True)
+    try:
+        got = model.recommend(users, k=5)
+    finally:
+        model.b.requires_grad_(False)
+        backend.set_scoring_threads(1)
+        model._serving = None
+    assert builds == [1]
+    assert len(threads_seen) == 2 and any(n.startswith("scoring") for n in threads_seen)
+    assert [[i for i, _ in top] for top in got] == [[i for i, _ in top] for top in want]
+
+
 def test_set_scoring_threads_refuses_a_bad_count() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match=f"threads must be a positive integer. "

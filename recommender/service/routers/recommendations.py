@@ -18,6 +18,7 @@ from recommender.rbm import explain as rbm_explain
 from ..catalogue import NO_FILTER, ItemFilter, parse_filter
 from ..deps import RuntimeDep, SessionDep, SettingsDep, check_batch_size
 from ..errors import FieldError
+from ..middleware import route_path
 from ..runtime import Runtime
 from ..schemas.recommendations import AnonymousRequest, Prediction, Predictions, Recommendations
 from ..serving import Recommendation, RecommendationRequest
@@ -175,11 +176,7 @@ class FastUserRecommendations:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):]
-        match = self.PATH.fullmatch(path)
+        match = self.PATH.fullmatch(route_path(scope))
         runtime: Runtime | None = getattr(self.api.state, "runtime", None)
         k = _plain_k(scope["query_string"], runtime) if match and runtime else None
         if (match is None or runtime is None or k is None
