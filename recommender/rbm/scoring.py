@@ -8,7 +8,10 @@ rows (evaluation and the training's validation use it); :meth:`ScoringMixin.scor
 other. On a large catalogue ``recommend`` ranks without the full fp32 products: bfloat16
 products bound every item's score, and only each user's best candidates are scored exactly
 (:meth:`~ScoringMixin._top_log_odds`, a certified top k; ``tests/rbm/test_candidate_search.py``
-checks it against brute force).
+checks it against brute force). On CPUs where numpy's BLAS runs these skinny products faster than
+torch's (``backend.numpy_products_are_faster``: MKL on AMD), the full products go through it on
+transposed weights; a batch's users can be ranked in row blocks on several threads at once
+(:meth:`~ScoringMixin._in_row_blocks`, ``backend.set_scoring_threads``).
 """
 
 from __future__ import annotations
@@ -363,7 +366,7 @@ class ScoringMixin(EncodingMixin):
                                                      self.b))
 
 
-def _without_grad(score: Callable[..., torch.Tensor], *args: object) -> torch.Tensor:
+def _without_grad(score: Callable[..., Any], *args: object) -> Any:
     """``score(*args)`` on a pool thread with autograd off (its mode is per thread)."""
     with torch.no_grad():
         return score(*args)
