@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -95,11 +96,15 @@ def configure_threads(threads: int | None = None) -> int:
             return torch.get_num_threads()
         else:
             threads = default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer. Received: threads={threads!r}")
+    _check_threads(threads)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+def _check_threads(threads: object) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer. Received: threads={threads!r}")
 
 
 def limit_blas_threads(threads: int) -> None:
@@ -123,8 +128,7 @@ def set_scoring_threads(threads: int) -> None:
     """Score a batch's users on ``threads`` threads (the caller's and ``threads - 1`` pool
     threads) from now on; 1 scores them on the caller's thread alone, the default."""
     global _scoring
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer. Received: threads={threads!r}")
+    _check_threads(threads)
     pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scoring") if threads > 1 else None
     with _scoring_lock:
         (_, old), _scoring = _scoring, (threads, pool)
@@ -171,17 +175,25 @@ def bfloat16_speedup(rows: int = 256, inner: int = 1024, cols: int = 512, repeat
     this CPU with torch's current threads (best of ``repeats`` each, interleaved so that a
     busy machine slows both alike): > 1 where bf16 is faster. About 10 ms by default."""
     a, b = torch.rand(rows, inner), torch.rand(inner, cols)
-    pairs = {torch.float32: (a, b), torch.bfloat16: (a.bfloat16(), b.bfloat16())}
-    best = dict.fromkeys(pairs, float("inf"))
+    a16, b16 = a.bfloat16(), b.bfloat16()
     with torch.inference_mode():
-        for x, y in pairs.values():
-            torch.mm(x, y)  # warm-up: the first call picks and builds the kernel
-        for _ in range(repeats):
-            for dtype, (x, y) in pairs.items():
-                started = time.perf_counter()
-                torch.mm(x, y)
-                best[dtype] = min(best[dtype], time.perf_counter() - started)
-    return best[torch.float32] / max(best[torch.bfloat16], 1e-9)
+        fp32, bf16 = _best_seconds([lambda: torch.mm(a, b), lambda: torch.mm(a16, b16)], repeats)
+    return fp32 / max(bf16, 1e-9)
+
+
+def _best_seconds(runs: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Each run's best time over ``repeats`` calls, after one warm-up call each (the first
+    call picks and builds the kernel), the runs interleaved so that a busy machine slows them
+    alike."""
+    for run in runs:
+        run()
+    best = [float("inf")] * len(runs)
+    for _ in range(repeats):
+        for i, run in enumerate(runs):
+            started = time.perf_counter()
+            run()
+            best[i] = min(best[i], time.perf_counter() - started)
+    return best
 
 
 # The serving's full products (``rbm.scoring``) go through numpy's BLAS instead of torch's
@@ -213,18 +225,10 @@ def numpy_product_speedup(rows: int = 32, inner: int = 200, cols: int = 8192, re
     x = torch.rand(rows, inner, generator=generator)
     W = torch.rand(cols, inner, generator=generator)
     x_np, WT_np = x.numpy(), W.t().contiguous().numpy()
-    best = {"torch": float("inf"), "numpy": float("inf")}
     with torch.inference_mode(), threadpool_limits(torch.get_num_threads(), user_api="blas"):
-        torch.mm(x, W.t())  # warm-up: the first calls pick and build the kernels
-        np.matmul(x_np, WT_np)
-        for _ in range(repeats):
-            started = time.perf_counter()
-            torch.mm(x, W.t())
-            best["torch"] = min(best["torch"], time.perf_counter() - started)
-            started = time.perf_counter()
-            np.matmul(x_np, WT_np)
-            best["numpy"] = min(best["numpy"], time.perf_counter() - started)
-    return best["torch"] / max(best["numpy"], 1e-9)
+        in_torch, in_numpy = _best_seconds(
+            [lambda: torch.mm(x, W.t()), lambda: np.matmul(x_np, WT_np)], repeats)
+    return in_torch / max(in_numpy, 1e-9)
 
 
 # glibc's mallopt parameters (malloc.h)
