@@ -154,7 +154,7 @@ class FastUserRecommendations:
     ``send``) cost more event-loop time than everything else this request does there: on the
     2-vCPU AMD VM, with the 10M-shape model at 32 clients, answering here took the route from
     ~1,000 to ~1,300 requests/s (p50 31 -> 24 ms). The answer is the route's own: the same
-    request, the same batch (``Runtime.recommend``), the same body (``_json``).
+    request, answered by the route's ``_answer`` (the batch, then the body).
 
     Anything else goes on to the app: another path or method, a query with more than one
     ``k`` between 1 and ``MAX_K`` (``exclude=``, ``where=``, ``explain=``, a bad ``k``), a user id
@@ -185,8 +185,8 @@ class FastUserRecommendations:
             return
         scope["route"] = self.ROUTE  # what the metrics label the request with
         try:
-            result = await runtime.recommend(RecommendationRequest(k=k, user_id=user_id))
-            response = _json(user_id, result)
+            response = await _answer(runtime, RecommendationRequest(k=k, user_id=user_id),
+                                     explain=False)
         except Exception as exc:  # noqa: BLE001 - answered as the route's would be
             handler = self._handler(exc)
             if handler is None:
