@@ -80,31 +80,35 @@ def test_bfloat16_detection_is_a_bool_and_bf16_products_work():
     assert torch.equal(x @ x.t(), torch.full((4, 4), 3.0, dtype=torch.bfloat16))
 
 
+@pytest.fixture
+def measured_afresh():
+    """The once-per-process decisions measured again inside the test (with its patches), and
+    forgotten after it."""
+    for decision in (backend.cpu_has_fast_bfloat16, backend.numpy_products_are_faster):
+        decision.cache_clear()
+    yield
+    for decision in (backend.cpu_has_fast_bfloat16, backend.numpy_products_are_faster):
+        decision.cache_clear()
+
+
 @pytest.mark.parametrize("speedup, expected",
                          [(0.6, False), (1.49, False), (1.5, True), (5.0, True)])
-def test_bfloat16_is_used_only_where_it_measures_faster(monkeypatch, speedup, expected):
+def test_bfloat16_is_used_only_where_it_measures_faster(monkeypatch, measured_afresh, speedup,
+                                                         expected):
     # Native bf16 support is necessary but not enough: on AVX512-BF16 without AMX the products
     # measured 0.6x float32's rate, so the decision follows the measured speed-up.
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     monkeypatch.setattr(backend, "bfloat16_speedup", lambda: speedup)
-    backend.cpu_has_fast_bfloat16.cache_clear()
-    try:
-        assert backend.cpu_has_fast_bfloat16() is expected
-    finally:
-        backend.cpu_has_fast_bfloat16.cache_clear()
+    assert backend.cpu_has_fast_bfloat16() is expected
 
 
-def test_bfloat16_is_never_measured_without_native_support(monkeypatch):
+def test_bfloat16_is_never_measured_without_native_support(monkeypatch, measured_afresh):
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(backend, "bfloat16_speedup", lambda: pytest.fail("measured"))
-    backend.cpu_has_fast_bfloat16.cache_clear()
-    try:
-        assert backend.cpu_has_fast_bfloat16() is False
-    finally:
-        backend.cpu_has_fast_bfloat16.cache_clear()
+    assert backend.cpu_has_fast_bfloat16() is False
 
 
 def test_bfloat16_speedup_is_a_ratio_of_real_timings():
@@ -119,13 +123,10 @@ def test_numpy_product_speedup_is_a_ratio_of_real_timings():
 
 @pytest.mark.parametrize("speedup, expected",
                          [(0.5, False), (1.19, False), (1.2, True), (1.8, True)])
-def test_numpy_products_are_used_only_where_they_measure_faster(monkeypatch, speedup, expected):
+def test_numpy_products_are_used_only_where_they_measure_faster(monkeypatch, measured_afresh,
+                                                               speedup, expected):
     monkeypatch.setattr(backend, "numpy_product_speedup", lambda: speedup)
-    backend.numpy_products_are_faster.cache_clear()
-    try:
-        assert backend.numpy_products_are_faster() is expected
-    finally:
-        backend.numpy_products_are_faster.cache_clear()
+    assert backend.numpy_products_are_faster() is expected
 
 
 def test_blas_threads_are_limited_and_training_leaves_them_alone():
