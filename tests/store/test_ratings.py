@@ -79,6 +79,18 @@ def test_ratings_of_several_users_in_one_query(session: Session) -> None:
     assert store.ratings_of_users(session, user_ids=[]) == {}
 
 
+def test_ratings_of_users_whose_ids_look_like_array_syntax(session: Session) -> None:
+    """PostgreSQL gets the ids as one array parameter: ids with commas, braces, quotes,
+    backslashes or the word NULL are each one id, not array syntax."""
+    odd = ["a,b", "{x}", "NULL", '"q"', "back\\slash", " padded ", "a"]
+    store.upsert_ratings(session, ratings=[RatingRow(u, "i", float(n + 1), 1)
+                                           for n, u in enumerate(odd[:-1])])
+    session.commit()
+    found = store.ratings_of_users(session, user_ids=odd)
+    assert found == {u: {"i": float(n + 1)} for n, u in enumerate(odd[:-1])}
+    assert store.ratings_of_users(session, user_ids=["a", "b", "x", "null"]) == {}
+
+
 def test_empty_batch_writes_nothing(session: Session) -> None:
     assert store.upsert_ratings(session, ratings=[]) == 0
     assert store.count_ratings(session) == 0
