@@ -234,15 +234,26 @@ class ItemTitles:
     for them on every request is wasted work: a miss is fetched (one query for every missing
     id of a batch) and kept until the whole cache expires. Writes through this process
     call :meth:`invalidate`; other processes see a new title within ``ttl_s``.
+
+    When the cache expires (or is invalidated), the next call reads every id it held again
+    in one query (up to ``REREAD_MAX`` of them), instead of leaving each batch after it to
+    miss on its own items. Measured with the 10M-shape set at 32 clients: each of the dozen
+    batches after an expiry spent 1.5-2 ms on its own titles query (a tenth of its time),
+    every ``ttl_s``.
     """
 
     # Forget everything past this many entries (a bound on memory for huge catalogues).
     MAX_ENTRIES = 200_000
+    # Read at most this many ids again at expiry (one IN list; SQLite allows 32,766
+    # parameters); past it the cache starts empty.
+    REREAD_MAX = 10_000
 
-    def __init__(self, *, ttl_s: float) -> None:
+    def __init__(self, *, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
+        self._clock = clock
         self._titles: dict[str, str | None] = {}  # None: known to have no title
         self._expires = 0.0
+        self._reread: list[str] = []  # ids the expired cache held, to read again
         self._lock = threading.Lock()
 
     def get(self, session: Session, item_ids: Iterable[str]) -> dict[str, str]:
@@ -250,13 +261,20 @@ class ItemTitles:
         ids = list(dict.fromkeys(item_ids))
         if self.ttl_s <= 0:
             return store.item_titles(session, item_ids=ids)
+        reread: list[str] = []
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             if now >= self._expires or len(self._titles) > self.MAX_ENTRIES:
+                if len(self._titles) <= self.REREAD_MAX:
+                    reread = [*self._reread, *self._titles]
                 self._titles = {}
+                self._reread = []
                 self._expires = now + self.ttl_s
             known = self._titles
         missing = [item for item in ids if item not in known]
+        if reread:
+            missing = list(dict.fromkeys([*missing, *reread]))[: max(len(missing),
+                                                                      self.REREAD_MAX)]
         if missing:
             # A write committed after ``known`` was taken invalidates into a new dict, not
             # this one. (The caller's read must not predate its invalidation: on SQLite a
@@ -273,7 +291,10 @@ class ItemTitles:
         return out
 
     def invalidate(self) -> None:
+        """Forget every title; the next :meth:`get` reads the ids cached now again."""
         with self._lock:
+            if self._titles and len(self._titles) <= self.REREAD_MAX:
+                self._reread = list(self._titles)  # (a second invalidation keeps the first's)
             self._titles = {}
             self._expires = 0.0
 
