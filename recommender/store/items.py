@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select, union
 from sqlalchemy.orm import Session, aliased
 
 from .cursor import decode_cursor, encode_cursor
-from .engine import begin_write, dialect_insert, execute_dml
+from .engine import begin_write, dialect_insert, execute_dml, one_of
 from .models import CatalogueVersion, Item, Rating, utcnow
 
 
@@ -103,8 +103,12 @@ def item_titles(session: Session, *, item_ids: Iterable[str]) -> dict[str, str]:
     ids = list(item_ids)
     if not ids:
         return {}
+    dialect = session.get_bind().dialect.name
     rows = session.execute(
-        select(Item.item_id, Item.title).where(Item.item_id.in_(ids), Item.title.is_not(None))
+        select(Item.item_id, Item.title).where(
+            one_of(Item.item_id, "item_ids", dialect), Item.title.is_not(None)
+        ),
+        {"item_ids": ids},
     ).all()
     return {item_id: title for item_id, title in rows if title is not None}
 

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Float,
     String,
     Text,
-    any_,
     bindparam,
     cast,
     delete,
@@ -36,7 +35,7 @@ from sqlalchemy.orm import Session
 from recommender.data.ratings import Ratings
 
 from .cursor import decode_cursor, encode_cursor
-from .engine import begin_write, is_postgresql
+from .engine import begin_write, is_postgresql, one_of
 from .models import Rating
 from .snapshot import snapshot_columns
 
@@ -180,16 +179,12 @@ def _ratings_of_users_query(dialect: str) -> Any:
     """The statement of :func:`ratings_of_users` for ``dialect``, built once: constructing
     the expression costs more than SQLAlchemy's compiled-cache lookup it then hits."""
     table = Rating.__table__
-    wanted: ColumnElement[bool] = table.c.user_id.in_(bindparam("user_ids", expanding=True))
+    wanted = one_of(table.c.user_id, "user_ids", dialect)
     folded: ColumnElement[Any]
     if dialect == "sqlite":
         folded = func.json_group_object(table.c.item_id, table.c.value)
     elif dialect == "postgresql":
         folded = cast(func.json_object_agg(table.c.item_id, table.c.value), Text)
-        # One array parameter instead of an IN list of one parameter per user: the same
-        # plan (an index scan on the key's ``= ANY``), without binding, sending and parsing
-        # 32 parameters per batch; measured 3.2-3.4 -> 3.0 ms per 32-user batch (10M set).
-        wanted = table.c.user_id == any_(bindparam("user_ids", type_=ARRAY(String)))
     else:  # a row per rating
         return select(table.c.user_id, table.c.item_id, table.c.value).where(wanted)
     return select(table.c.user_id, folded).where(wanted).group_by(table.c.user_id)

@@ -89,6 +89,11 @@ def test_ratings_of_users_whose_ids_look_like_array_syntax(session: Session) -> 
     found = store.ratings_of_users(session, user_ids=odd)
     assert found == {u: {"i": float(n + 1)} for n, u in enumerate(odd[:-1])}
     assert store.ratings_of_users(session, user_ids=["a", "b", "x", "null"]) == {}
+    store.upsert_items(session, items=[store.ItemRow(u, title=f"t{n}")
+                                       for n, u in enumerate(odd[:-1])])
+    session.commit()
+    assert store.item_titles(session, item_ids=odd) == {u: f"t{n}"
+                                                        for n, u in enumerate(odd[:-1])}
 
 
 def test_empty_batch_writes_nothing(session: Session) -> None:
