@@ -43,12 +43,15 @@ class ItemRow:
     created: int | None = None  # unix seconds; None: a new item has none, an existing keeps its
 
 
+ITEMS_PER_STATEMENT = 5_000  # entries per INSERT of upsert_items (6 parameters each)
+
+
 def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
     """Insert or update catalogue entries; last entry per id wins.
 
     Title and metadata are replaced; ``active`` and ``created`` only when the entry gives
     them (a re-sent title does not bring a retired item back). One statement per group of
-    entries that set ``active`` the same way (at most three).
+    entries that set ``active`` the same way (at most three), per ``ITEMS_PER_STATEMENT``.
     """
     latest = {item.item_id: item for item in items}
     if not latest:
@@ -68,17 +71,21 @@ def upsert_items(session: Session, *, items: Sequence[ItemRow]) -> int:
                 "created": i.created,
             }
         )
-    for active, rows in groups.items():
-        stmt = insert(Item).values(rows)
-        set_ = {
-            "title": stmt.excluded.title,
-            "metadata": stmt.excluded.metadata,
-            "updated_at": stmt.excluded.updated_at,
-            "created": func.coalesce(stmt.excluded.created, Item.created),
-        }
-        if active is not None:
-            set_["active"] = stmt.excluded.active
-        session.execute(stmt.on_conflict_do_update(index_elements=[Item.item_id], set_=set_))
+    for active, group in groups.items():
+        # PostgreSQL takes at most 65,535 parameters per statement (6 per entry).
+        for start in range(0, len(group), ITEMS_PER_STATEMENT):
+            stmt = insert(Item).values(group[start : start + ITEMS_PER_STATEMENT])
+            set_ = {
+                "title": stmt.excluded.title,
+                "metadata": stmt.excluded.metadata,
+                "updated_at": stmt.excluded.updated_at,
+                "created": func.coalesce(stmt.excluded.created, Item.created),
+            }
+            if active is not None:
+                set_["active"] = stmt.excluded.active
+            session.execute(
+                stmt.on_conflict_do_update(index_elements=[Item.item_id], set_=set_)
+            )
     _bump_catalogue_version(session)
     return len(latest)
 

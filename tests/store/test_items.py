@@ -73,6 +73,19 @@ def test_one_batch_mixing_active_states_writes_every_item(session: Session) -> N
     assert {e.item_id for e in store_items.list_items(session, limit=10)[0]} == {"a", "b", "c"}
 
 
+def test_more_items_than_one_statement_takes_are_all_written(session: Session) -> None:
+    """PostgreSQL takes at most 65,535 parameters per statement: 12,000 entries of one kind
+    (72,000 parameters in one INSERT) failed there before upsert_items split them."""
+    n = 12_000
+    items = [store.ItemRow(f"i{k}", title=f"t{k}") for k in range(n)]
+    items.append(store.ItemRow("i8", title="last wins", active=False))
+    assert store.upsert_items(session, items=items) == n
+    session.commit()
+    titles = store.item_titles(session, item_ids=[f"i{k}" for k in range(n)])
+    assert len(titles) == n and titles["i8"] == "last wins" and titles["i11999"] == "t11999"
+    assert store_items.retired_items(session) == ["i8"]
+
+
 def test_erasing_an_items_ratings_and_un_rating(session: Session) -> None:
     _ratings(session, [("u", "a", 5.0, 1), ("v", "a", 2.0, 1), ("u", "b", 4.0, 2)])
     assert store_items.delete_rating(session, user_id="u", item_id="b") is True
