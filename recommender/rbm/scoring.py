@@ -10,8 +10,8 @@ products bound every item's score, and only each user's best candidates are scor
 (:meth:`~ScoringMixin._top_log_odds`, a certified top k; ``tests/rbm/test_candidate_search.py``
 checks it against brute force). On CPUs where numpy's BLAS runs these skinny products faster than
 torch's (``backend.numpy_products_are_faster``: MKL on AMD), the full products go through it on
-transposed weights; a batch's users can be ranked in row blocks on several threads at once
-(:meth:`~ScoringMixin._in_row_blocks`, ``backend.set_scoring_threads``).
+transposed weights; a batch's products can be shared by several threads, each taking a block
+of items (:meth:`~ScoringMixin._in_item_blocks`, ``backend.set_scoring_threads``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ from .encoding import N_STATES, EncodingMixin
 # bf16 products ran slower than fp32 and the search lost: 14.9 vs 9.0-9.8 ms at 10,677.
 CANDIDATES = 32
 CANDIDATE_SHARE = 100
-# A batch is scored in row blocks on the scoring threads (backend.set_scoring_threads) only with
-# at least this many users per block: for fewer, the hand-off costs more than it saves.
+# The scoring threads (backend.set_scoring_threads) share a batch's exact products by items,
+# each taking a block of at least MIN_BLOCK_ITEMS items (for fewer the hand-off costs more than
+# it saves); the candidate search shares its users, in blocks of at least MIN_BLOCK_ROWS.
+MIN_BLOCK_ITEMS = 256
 MIN_BLOCK_ROWS = 4
 # The bf16 products' error is at most BF16_ERROR * ||h|| * ||w|| (_upper_log_odds): three
 # unit roundoffs of bf16 (3 * 2**-8 = 0.0117) with room for the second-order and fp32 terms.
@@ -136,23 +138,82 @@ class ScoringMixin(EncodingMixin):
         return ph, items, n_known
 
     def _log_odds_of_hidden(self, ph: torch.Tensor, n_known: torch.Tensor, w: ServingWeights,
-                            ) -> torch.Tensor:
-        """(users, items) shrunk log-odds of rating each item, rated items not masked yet.
+                            start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """(users, items) shrunk log-odds of rating each item of ``[start, stop)`` (all by
+        default), rated items not masked yet.
 
         Logits ``z_s = a_s + h_tied W_tied + h_rest W_s``: the tied part is shared by both
         states, so it is added once, to ``log(exp(z_0 - tied) + exp(z_1 - tied))``."""
-        n = ph.shape[0]
+        n_items = self.n_items
+        stop = n_items if stop is None else stop
+        rest = ph[:, w.n_tied:]
         if w.W_states_T is not None:  # numpy's BLAS, on the transposed weights
-            rest = torch.from_numpy(np.matmul(ph[:, w.n_tied:].numpy(), w.W_states_T))
-            rest.add_(w.a_states.view(1, -1))
+            h = rest.numpy()
+            z0, z1 = (torch.from_numpy(np.matmul(h, w.W_states_T[:, s * n_items + start:
+                                                                s * n_items + stop]))
+                      .add_(w.a_states[s, start:stop]) for s in range(N_STATES))
         else:  # the biases ride in the product (addmm): one pass over the logits fewer
-            rest = torch.addmm(w.a_states.view(1, -1), ph[:, w.n_tied:], w.W_states.t())
-        log_odds = Fn.rated_log_odds(rest.view(n, N_STATES, self.n_items), dim=1)
+            z0, z1 = (torch.addmm(w.a_states[s, start:stop], rest,
+                                  w.W_states[s * n_items + start:s * n_items + stop].t())
+                      for s in range(N_STATES))
+        log_odds = torch.logaddexp(z0, z1)  # Fn.rated_log_odds of the two states
         if w.n_tied and w.W_tied_T is not None:
-            log_odds.add_(torch.from_numpy(np.matmul(ph[:, :w.n_tied].numpy(), w.W_tied_T)))
+            log_odds.add_(torch.from_numpy(np.matmul(ph[:, :w.n_tied].numpy(),
+                                                     w.W_tied_T[:, start:stop])))
         elif w.n_tied:
-            log_odds.addmm_(ph[:, :w.n_tied], w.W_tied.t())
-        return self._shrink(log_odds, n_known)
+            log_odds.addmm_(ph[:, :w.n_tied], w.W_tied[start:stop].t())
+        prior = None if self.prior is None or (start, stop) == (0, n_items) else \
+            self.prior[start:stop]
+        return self._shrink(log_odds, n_known, prior)
+
+    def _rated_log_odds_of(self, ph: torch.Tensor, n_known: torch.Tensor, row_of: torch.Tensor,
+                           items: torch.Tensor, w: ServingWeights, start: int, stop: int,
+                           ) -> torch.Tensor:
+        """:meth:`_log_odds_of_hidden` of ``[start, stop)`` with each user's rated items (the
+        entries ``row_of``, ``items``) at ``-inf``."""
+        log_odds = self._log_odds_of_hidden(ph, n_known, w, start, stop)
+        if (start, stop) != (0, self.n_items):
+            inside = (items >= start) & (items < stop)
+            row_of, items = row_of[inside], items[inside] - start
+        log_odds.view(-1).index_fill_(0, row_of * (stop - start) + items, float("-inf"))
+        return log_odds
+
+    def _top_of_items(self, ph: torch.Tensor, n_known: torch.Tensor, row_of: torch.Tensor,
+                      items: torch.Tensor, allowed: torch.Tensor | None, k: int, w: ServingWeights,
+                      start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(values, indices)``: each user's top ``k`` (at most ``stop - start``) of the items
+        ``[start, stop)`` by :meth:`_rated_log_odds_of`, those ``allowed`` rules out at
+        ``-inf``; indices into the whole catalogue."""
+        log_odds = self._rated_log_odds_of(ph, n_known, row_of, items, w, start, stop)
+        if allowed is not None:
+            log_odds.masked_fill_(~allowed[..., start:stop], float("-inf"))
+        top = log_odds.topk(min(k, stop - start), dim=1)
+        return top.values, top.indices + start if start else top.indices
+
+    def _in_item_blocks(self, score: Callable[[int, int], Any]) -> list[Any]:
+        """``[score(start, stop), ...]`` over consecutive item blocks that cover the catalogue:
+        one block, or one per scoring thread (``backend.set_scoring_threads``, CPU only) with
+        at least ``MIN_BLOCK_ITEMS`` items each, computed at once.
+
+        By items, not by users: each thread streams its share of the weights, where blocks
+        of users would each stream all of them. For a 32-user batch of the 10M-shape model
+        (10,677 items, 2 x 200 hidden units) on 2 vCPUs the products took 3.0 ms on two
+        threads by items, 3.7 ms by users and 5.9 ms on one; in the service at 32 clients the
+        server's CPU per request fell from 670-683 to 595-625 us. The products and
+        element-wise steps release the GIL. ``score`` must not itself split (a pool thread
+        waiting on the pool could wait forever).
+        """
+        threads, pool = backend.scoring_threads()
+        blocks = min(threads, self.n_items // MIN_BLOCK_ITEMS)
+        if pool is None or blocks < 2 or self.W.device.type != "cpu":
+            return [score(0, self.n_items)]
+        edges = [self.n_items * i // blocks for i in range(blocks + 1)]
+        ranges = list(zip(edges, edges[1:], strict=False))
+        try:
+            rest = [pool.submit(_without_grad, score, *r) for r in ranges[1:]]
+        except RuntimeError:  # the pool was replaced meanwhile: score here
+            return [score(0, self.n_items)]
+        return [score(*ranges[0]), *(future.result() for future in rest)]
 
     def _rated_log_odds(self, batch: Fn.SparseBatch) -> torch.Tensor:
         """(users, items) log-odds that the user rates each item, ``-inf`` where they have.
@@ -166,31 +227,27 @@ class ScoringMixin(EncodingMixin):
         """
         w = self._serving_weights()
         ph, items, n_known = self._hidden_of(batch, w)
-        log_odds = self._log_odds_of_hidden(ph, n_known, w)
-        log_odds.view(-1).index_fill_(0, batch.row_of * self.n_items + items, float("-inf"))
-        return log_odds
+        blocks = self._in_item_blocks(functools.partial(self._rated_log_odds_of, ph, n_known,
+                                                        batch.row_of, items, w))
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
 
     def _in_row_blocks(self, score: Callable[..., Any], batch: Fn.SparseBatch,
                        allowed: torch.Tensor | None = None) -> Any:
         """``score(batch, allowed)``, whose results have a row per user (a tensor or a tuple
         of them), computed in row blocks on the scoring threads at once where
-        ``backend.set_scoring_threads`` gave more than one (CPU only).
+        ``backend.set_scoring_threads`` gave more than one (CPU only): the candidate search's
+        split (its per-user candidates do not split by items).
 
         Each block is a whole call on its own users (their entries, their rows of a
-        per-user ``allowed``), so every user gets the rows the whole batch gives; the
-        products and element-wise steps release the GIL. Measured with the 10M-shape model
-        in the service on 2 vCPUs (2 threads against 1, ten paired rounds at 32 clients): more
-        requests per second in 8 rounds, up to 37 %, and a p99 up to 10 ms lower, for 5-15 %
-        more CPU per request. ``score`` must not itself split (a pool thread waiting on the
-        pool could wait forever).
+        per-user ``allowed``), so every user gets the rows the whole batch gives. The caller
+        builds the serving weights first (blocks finding the cache cold would each build
+        them). ``score`` must not itself split (a pool thread waiting on the pool could wait
+        forever).
         """
         threads, pool = backend.scoring_threads()
         blocks = min(threads, batch.size // MIN_BLOCK_ROWS)
         if pool is None or blocks < 2 or batch.cols.device.type != "cpu":
             return score(batch, allowed)
-        # Built here, once: blocks finding the cache cold would each build them (and time
-        # numpy against torch while another block computes).
-        self._serving_weights()
         edges = [batch.size * i // blocks for i in range(blocks + 1)]
         parts = [(batch.rows(start, stop),
                   allowed[start:stop] if allowed is not None and allowed.dim() == 2 else allowed)
@@ -206,14 +263,28 @@ class ScoringMixin(EncodingMixin):
 
     def _top_log_odds(self, batch: Fn.SparseBatch, k: int, allowed: torch.Tensor | None,
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`_top_log_odds_of`, in row blocks on the scoring threads
-        (:meth:`_in_row_blocks`)."""
-        return self._in_row_blocks(functools.partial(self._top_log_odds_of, k=k), batch, allowed)
-
-    def _top_log_odds_of(self, batch: Fn.SparseBatch, allowed: torch.Tensor | None, k: int,
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(values, indices)``, each ``(users, k)``: the top ``k`` of :meth:`_rated_log_odds`
         with the items ``allowed`` rules out at ``-inf``; what ``recommend`` ranks by.
+
+        Exact products in item blocks on the scoring threads (:meth:`_in_item_blocks`), each
+        block's top ``k`` merged; or, on a large catalogue where bfloat16 products are fast,
+        the candidate search (:meth:`_search_top`) in row blocks (:meth:`_in_row_blocks`).
+        """
+        w = self._serving_weights()  # built here, once, before any block needs them
+        if w.W_states16 is not None and max(CANDIDATES, 2 * k) * CANDIDATE_SHARE <= self.n_items:
+            return self._in_row_blocks(functools.partial(self._search_top, k=k), batch, allowed)
+        ph, items, n_known = self._hidden_of(batch, w)
+        tops = self._in_item_blocks(functools.partial(self._top_of_items, ph, n_known,
+                                                      batch.row_of, items, allowed, k, w))
+        if len(tops) == 1:
+            return tops[0]
+        values = torch.cat([v for v, _ in tops], dim=1)
+        top = values.topk(k, dim=1)
+        return top.values, torch.cat([i for _, i in tops], dim=1).gather(1, top.indices)
+
+    def _search_top(self, batch: Fn.SparseBatch, allowed: torch.Tensor | None, k: int,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_top_log_odds` by the candidate search.
 
         On a large catalogue, where bfloat16 products are fast, the full fp32 products are
         not needed. Candidate search: the log-odds of every item come from bf16 products,
@@ -230,12 +301,6 @@ class ScoringMixin(EncodingMixin):
         """
         w = self._serving_weights()
         m = max(CANDIDATES, 2 * k)
-        if w.W_states16 is None or m * CANDIDATE_SHARE > self.n_items:
-            log_odds = self._rated_log_odds(batch)
-            if allowed is not None:
-                log_odds.masked_fill_(~allowed, float("-inf"))
-            top = log_odds.topk(k, dim=1)
-            return top.values, top.indices
         ph, items, n_known = self._hidden_of(batch, w)
         rated = batch.row_of * self.n_items + items
         upper = self._upper_log_odds(ph, n_known, w)
@@ -312,8 +377,7 @@ class ScoringMixin(EncodingMixin):
     def score_items(self, users_ratings: Sequence[Mapping[str, float]]) -> torch.Tensor:
         """(users, n_items) ranking scores p(rated); -inf for items the user rated."""
         self._require_fitted()
-        log_odds = self._in_row_blocks(lambda batch, _: self._rated_log_odds(batch),
-                                       self._encode_entries(users_ratings))
+        log_odds = self._rated_log_odds(self._encode_entries(users_ratings))
         return torch.sigmoid(log_odds).masked_fill_(log_odds == float("-inf"), float("-inf"))
 
     @torch.no_grad()

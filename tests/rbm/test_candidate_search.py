@@ -115,16 +115,16 @@ def test_an_uncertain_list_is_scored_in_full(searching: RBMRecommender,
     calls = []
     full = scoring.ScoringMixin._log_odds_of_hidden
 
-    def spy(self, ph, n_known, w):  # type: ignore[no-untyped-def]
+    def spy(self, ph, *args):  # type: ignore[no-untyped-def]
         calls.append(ph.shape[0])
-        return full(self, ph, n_known, w)
+        return full(self, ph, *args)
 
-    monkeypatch.setattr(scoring.ScoringMixin, "_log_odds_of_hidden", spy)
     users = _users(searching)
     g = torch.Generator().manual_seed(2)
     allowed = torch.rand(len(users), searching.n_items, generator=g) > 0.4
-    _assert_same(searching.recommend(users, k=10, allowed=allowed),
-                 _brute_force(searching, users, 10, allowed))
+    want = _brute_force(searching, users, 10, allowed)  # before the spy: it scores in full
+    monkeypatch.setattr(scoring.ScoringMixin, "_log_odds_of_hidden", spy)
+    _assert_same(searching.recommend(users, k=10, allowed=allowed), want)
     assert sum(calls) >= len(users) - 1  # the user without ratings is certain: pure prior
 
 
@@ -163,14 +163,14 @@ def test_small_catalogues_and_slow_bf16_take_the_exact_path(model: RBMRecommende
     monkeypatch.setattr(backend, "cpu_has_fast_bfloat16", lambda: True)
     users = _users(model)
     calls = []
-    full = scoring.ScoringMixin._rated_log_odds
+    full = scoring.ScoringMixin._top_of_items
 
-    def spy(self, batch):  # type: ignore[no-untyped-def]
-        calls.append(batch.size)
-        return full(self, batch)
+    def spy(self, ph, *args):  # type: ignore[no-untyped-def]
+        calls.append(ph.shape[0])
+        return full(self, ph, *args)
 
     want = _brute_force(model, users, 100)
-    monkeypatch.setattr(scoring.ScoringMixin, "_rated_log_odds", spy)
+    monkeypatch.setattr(scoring.ScoringMixin, "_top_of_items", spy)
     _assert_same(model.recommend(users, k=100), want)
     assert calls == [len(users)]
     model._serving = None
@@ -179,10 +179,12 @@ def test_small_catalogues_and_slow_bf16_take_the_exact_path(model: RBMRecommende
 @pytest.mark.parametrize("search", [True, False])
 def test_per_user_masks_follow_their_rows_into_the_blocks(model: RBMRecommender, search: bool,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two scoring threads split 14 users in blocks of 7: each block gets its own users'
-    rows of a per-user mask, with the candidate search and with the full products."""
+    """Two scoring threads split 14 users in blocks of 7 for the candidate search, each
+    block with its own users' rows of a per-user mask; and the items in two blocks for the
+    full products, each with its own columns of the mask."""
     monkeypatch.setattr(backend, "cpu_has_fast_bfloat16", lambda: search)
     monkeypatch.setattr(scoring, "CANDIDATE_SHARE", 8)
+    monkeypatch.setattr(scoring, "MIN_BLOCK_ITEMS", 4)
     model._serving = None
     users = _users(model) * 2
     g = torch.Generator().manual_seed(3)

@@ -9,7 +9,7 @@ import torch
 from recommender.core import backend, callbacks, optimizers
 from recommender.data import Ratings, generate_ratings, split_per_user
 from recommender.evaluation import evaluate_model, evaluate_popularity
-from recommender.rbm import RBMConfig, RBMRecommender
+from recommender.rbm import RBMConfig, RBMRecommender, scoring
 from recommender.rbm import functional as Fn
 
 SMALL = RBMConfig(n_hidden=32, epochs=15, batch_size=16, learning_rate=0.05, seed=1)
@@ -359,34 +359,47 @@ def test_every_attribute_is_born_in_init(planted):
 
 
 @pytest.fixture(params=[1, 3])
-def scoring_threads(request):
-    """Batches scored on the caller's thread alone, or in row blocks on three threads."""
+def scoring_threads(request, monkeypatch):
+    """Batches scored on the caller's thread alone, or on three threads in item blocks (of
+    at least 4 items here, so that the small test catalogues split too)."""
+    monkeypatch.setattr(scoring, "MIN_BLOCK_ITEMS", 4)
     backend.set_scoring_threads(request.param)
     yield request.param
     backend.set_scoring_threads(1)
 
 
-def test_scores_in_row_blocks_equal_the_whole_batchs(trained) -> None:
-    """Three scoring threads give every user the rows one thread gives (blocks of >= 4 users:
-    13 users in blocks of 5, 4 and 4), for the exact scores and for the ranking."""
+@pytest.mark.parametrize("k", [1, 7, 41, 120])
+def test_scores_in_item_blocks_equal_the_whole_batchs(trained, k, monkeypatch) -> None:
+    """Three scoring threads give every user the scores one thread gives (the model's items
+    in blocks of a third each), and the same ranking: each block's top k merged, for k
+    below a block's width, above it (41 of 3 x ~40) and the whole catalogue."""
     model, _ = trained
+    monkeypatch.setattr(scoring, "MIN_BLOCK_ITEMS", 4)
     g = torch.Generator().manual_seed(5)
     users = [{model.item_ids[j]: float(1 + j % 5)
               for j in torch.randperm(model.n_items, generator=g)[:n].tolist()}
              for n in (0, 1, 2, 3, 5, 8, 13, 21, 1, 2, 3, 5, 8)]
     whole = model.score_items(users)
-    lists = model.recommend(users, k=7)
+    lists = model.recommend(users, k=k)
     backend.set_scoring_threads(3)
     try:
         assert backend.scoring_threads()[0] == 3
         torch.testing.assert_close(model.score_items(users), whole)
-        again = model.recommend(users, k=7)
+        again = model.recommend(users, k=k)
     finally:
         backend.set_scoring_threads(1)
-    assert [[item for item, _ in top] for top in again] == [[item for item, _ in top]
-                                                           for top in lists]
-    torch.testing.assert_close(torch.tensor([[s for _, s in top] for top in again]),
-                               torch.tensor([[s for _, s in top] for top in lists]))
+    for top, one in zip(again, lists, strict=True):
+        assert [s for _, s in top] == pytest.approx([s for _, s in one], rel=1e-6)
+    # Each list is the top k of the exact scores without the user's rated items; items of
+    # equal score (the user without ratings ranks by the prior: many ties) in either order.
+    index = {item: j for j, item in enumerate(model.item_ids)}
+    for user, top, row in zip(users, again, whole, strict=True):
+        unrated = [j for j in range(model.n_items) if model.item_ids[j] not in user]
+        best = sorted(unrated, key=lambda j: -float(row[j]))[:k]
+        assert [s for _, s in top] == pytest.approx([float(row[j]) for j in best], rel=1e-5)
+        assert len({item for item, _ in top}) == len(top)
+        for item, score in top:
+            assert item not in user and score == pytest.approx(float(row[index[item]]), rel=1e-5)
 
 
 def test_blocks_run_on_the_pool_with_weights_built_once(trained, monkeypatch) -> None:
@@ -396,17 +409,19 @@ def test_blocks_run_on_the_pool_with_weights_built_once(trained, monkeypatch) ->
     import threading
 
     model, _ = trained
+    monkeypatch.setattr(scoring, "MIN_BLOCK_ITEMS", 4)
     users = [{model.item_ids[j]: 5.0} for j in range(16)]
     want = model.recommend(users, k=5)
-    builds, threads_seen = [], set()
+    builds, threads_seen, blocks = [], set(), []
     monkeypatch.setattr(backend, "numpy_products_are_faster", lambda: builds.append(1) or True)
-    ranked = type(model)._top_log_odds_of
+    ranked = type(model)._top_of_items
 
-    def spy(self, batch, allowed, k):
+    def spy(self, *args):
         threads_seen.add(threading.current_thread().name)
-        return ranked(self, batch, allowed, k)
+        blocks.append(args[-2:])
+        return ranked(self, *args)
 
-    monkeypatch.setattr(type(model), "_top_log_odds_of", spy)
+    monkeypatch.setattr(type(model), "_top_of_items", spy)
     model._serving = None
     backend.set_scoring_threads(2)
     model.b.requires_grad_(True)
@@ -418,6 +433,8 @@ def test_blocks_run_on_the_pool_with_weights_built_once(trained, monkeypatch) ->
         model._serving = None
     assert builds == [1]
     assert len(threads_seen) == 2 and any(n.startswith("scoring") for n in threads_seen)
+    half = model.n_items // 2
+    assert sorted(blocks) == [(0, half), (half, model.n_items)]
     assert [[i for i, _ in top] for top in got] == [[i for i, _ in top] for top in want]
 
 
@@ -486,7 +503,7 @@ def _check_hidden_layout(n_hidden: int, n_preference_hidden: int) -> None:
     model.fit(ratings, verbose=0)
     users = [{ratings.items[0]: 5.0, ratings.items[1]: 1.0}, {}]
     users += [{ratings.items[(u + j) % 30]: float(1 + j % 5) for j in range(u % 6)}
-              for u in range(10)]  # 12 users: three scoring threads split them in blocks
+              for u in range(10)]  # 12 users; three scoring threads split the items in blocks
     torch.testing.assert_close(model.score_items(users), _expected_scores(model, users))
     top = model.recommend(users, k=3)
     assert [s for _, s in top[1]] == sorted((s for _, s in top[1]), reverse=True)
