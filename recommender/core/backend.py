@@ -116,17 +116,18 @@ def limit_blas_threads(threads: int) -> None:
 
 
 # -- scoring threads ---------------------------------------------------------------------------
-# A batch of users can be scored in row blocks on several Python threads at once: the products
-# (torch's or numpy's) and the element-wise work release the GIL, and unlike more intra-op
-# threads (OpenMP's, OpenBLAS's), which spin and wait for each other at every operation and
-# collapsed on a busy 2-vCPU VM, each thread here runs whole operations on its own rows.
+# A batch of users can be scored on several Python threads at once, each on its own block of
+# the items (or of the users, for the candidate search: rbm.scoring): the products (torch's or
+# numpy's) and the element-wise work release the GIL, and unlike more intra-op threads
+# (OpenMP's, OpenBLAS's), which spin and wait for each other at every operation and collapsed
+# on a busy 2-vCPU VM, each thread here runs whole operations on its own block.
 _scoring: tuple[int, ThreadPoolExecutor | None] = (1, None)  # (threads, pool of the extra ones)
 _scoring_lock = threading.Lock()
 
 
 def set_scoring_threads(threads: int) -> None:
-    """Score a batch's users on ``threads`` threads (the caller's and ``threads - 1`` pool
-    threads) from now on; 1 scores them on the caller's thread alone, the default."""
+    """Score a batch on ``threads`` threads (the caller's and ``threads - 1`` pool threads)
+    from now on; 1 scores it on the caller's thread alone, the default."""
     global _scoring
     _check_threads(threads)
     pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="scoring") if threads > 1 else None
