@@ -151,11 +151,11 @@ class ScoringMixin(EncodingMixin):
             h = rest.numpy()
             z0, z1 = (torch.from_numpy(np.matmul(h, w.W_states_T[:, s * n_items + start:
                                                                 s * n_items + stop]))
-                      .add_(w.a_states[s, start:stop]) for s in range(N_STATES))
+                      .add_(w.a_states[s, start:stop]) for s in (0, 1))  # the two states
         else:  # the biases ride in the product (addmm): one pass over the logits fewer
             z0, z1 = (torch.addmm(w.a_states[s, start:stop], rest,
                                   w.W_states[s * n_items + start:s * n_items + stop].t())
-                      for s in range(N_STATES))
+                      for s in (0, 1))
         log_odds = torch.logaddexp(z0, z1)  # Fn.rated_log_odds of the two states
         if w.n_tied and w.W_tied_T is not None:
             log_odds.add_(torch.from_numpy(np.matmul(ph[:, :w.n_tied].numpy(),

@@ -101,10 +101,11 @@ class Settings(BaseSettings):
     # None leaves torch's default (one thread per core).
     torch_threads: int | None = Field(default=1, ge=1)
     # Threads that score one recommendation batch, each on its own block of the catalogue's
-    # items (rbm.scoring: the products and element-wise steps release the GIL). On 2 vCPUs with
-    # the 10M-shape model at 32 clients, 2 threads on blocks of users served more requests/s
-    # than 1 in 8 of 10 paired rounds (up to 37 %), p99 up to 10 ms lower, and 3 did worse
-    # than 2; blocks of items then cut the CPU per request by another 8-12 %.
+    # items (of the batch's users for the bf16 candidate search; rbm.scoring: the products and
+    # element-wise steps release the GIL). On 2 vCPUs with the 10M-shape model at 32 clients,
+    # 2 threads on blocks of users served more requests/s than 1 in 8 of 10 paired rounds (up
+    # to 37 %), p99 up to 10 ms lower, and 3 did worse than 2; blocks of items then cut the
+    # server's CPU per request by another 8-11 % (670-683 -> 595-625 us).
     # None leaves the process's setting (1 unless something set it).
     scoring_threads: int | None = Field(default=2, ge=1)
 

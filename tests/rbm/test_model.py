@@ -384,12 +384,15 @@ def test_scores_in_item_blocks_equal_the_whole_batchs(trained, k, monkeypatch) -
     backend.set_scoring_threads(3)
     try:
         assert backend.scoring_threads()[0] == 3
+        edges = model._in_item_blocks(lambda start, stop: (start, stop))
+        assert edges == [(0, 40), (40, 80), (80, 120)] and model.n_items == 120
         torch.testing.assert_close(model.score_items(users), whole)
         again = model.recommend(users, k=k)
     finally:
         backend.set_scoring_threads(1)
     for top, one in zip(again, lists, strict=True):
-        assert [s for _, s in top] == pytest.approx([s for _, s in one], rel=1e-6)
+        torch.testing.assert_close(torch.tensor([s for _, s in top]),
+                                   torch.tensor([s for _, s in one]))
     # Each list is the top k of the exact scores without the user's rated items; items of
     # equal score (the user without ratings ranks by the prior: many ties) in either order.
     index = {item: j for j, item in enumerate(model.item_ids)}

@@ -1,5 +1,6 @@
-"""The per-process title cache: when it expires or is invalidated, the next call reads every
-id it held again in one query (not one miss per batch after it), on SQLite and PostgreSQL."""
+"""The per-process title cache: when it expires or is invalidated, the next call reads again,
+in one query, the ids asked for since the previous expiry (not one miss per batch after it),
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -87,19 +88,35 @@ def test_an_invalidation_reads_the_cached_ids_again_on_the_next_call(sessions, q
     assert queries == [["a", "b"], ["z", "a", "b"]]
 
 
-def test_past_the_reread_bound_an_expired_cache_starts_empty(
-    sessions, queries, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ItemTitles, "REREAD_MAX", 1)
-    _title(sessions, a="A", b="B", c="C")
+def test_ids_nobody_asked_for_in_a_period_are_not_read_again(sessions, queries) -> None:
+    _title(sessions, a="A", b="B", c="C", d="D")
     clock = Clock()
     titles = ItemTitles(ttl_s=10, clock=clock)
     with sessions() as session:
         titles.get(session, ["a", "b"])
         clock.now += 10
-        assert titles.get(session, ["c"]) == {"c": "C"}
-        assert titles.get(session, ["a"]) == {"a": "A"}
-    assert queries == [["a", "b"], ["c"], ["a"]]
+        assert titles.get(session, ["c"]) == {"c": "C"}  # reads a and b again: asked for
+        clock.now += 10
+        assert titles.get(session, ["d"]) == {"d": "D"}  # not a and b: not asked since
+        assert titles.get(session, ["c", "d"]) == {"c": "C", "d": "D"}
+    assert queries == [["a", "b"], ["c", "a", "b"], ["d", "c"]]
+
+
+def test_at_most_reread_max_ids_are_read_again(
+    sessions, queries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ItemTitles, "REREAD_MAX", 2)
+    _title(sessions, a="A", b="B", c="C", d="D")
+    clock = Clock()
+    titles = ItemTitles(ttl_s=10, clock=clock)
+    with sessions() as session:
+        titles.get(session, ["a", "b", "c"])
+        titles.get(session, ["d"])  # past the bound: not noted
+        clock.now += 10
+        assert titles.get(session, ["d"]) == {"d": "D"}
+        assert titles.get(session, ["a", "b"]) == {"a": "A", "b": "B"}  # read again
+        assert titles.get(session, ["c"]) == {"c": "C"}  # the first two only: a miss
+    assert queries == [["a", "b", "c"], ["d"], ["d", "a", "b"], ["c"]]
 
 
 def test_no_cache_reads_every_call(sessions, queries) -> None:
