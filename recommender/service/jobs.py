@@ -195,6 +195,9 @@ class JobWorker(Poller):
             test_fraction = 0.0 if warm else settings.test_fraction
 
         with self._sessions() as session:
+            # An activation after this (an operator's rollback while the job trains) stands:
+            # finish_job then records the new model without activating it.
+            active_at_start = store.active_stamp(session)
             ratings = store.snapshot_ratings(session)
         if len(ratings) < settings.min_ratings_to_train:
             raise ValueError(
@@ -237,10 +240,11 @@ class JobWorker(Poller):
         try:
             check_artifact(artifact)
             with store.unit_of_work(self._sessions) as session:
-                store.finish_job(
+                skipped = store.finish_job(
                     session,
                     job_id=job_id,
                     version=version,
+                    active_at_start=active_at_start,
                     params={
                         **config.to_dict(),
                         "test_fraction": test_fraction,
@@ -253,11 +257,14 @@ class JobWorker(Poller):
                     n_items=ratings.n_items,
                     n_ratings=len(ratings),
                     training_seconds=time.monotonic() - started,
-                )
+                ).params.get("activation")
         except BaseException:
             shutil.rmtree(artifact, ignore_errors=True)  # no row points at it
             raise
-        log.info("job %s: model %s active (%s)", job_id, version, metrics)
+        if skipped:
+            log.warning("job %s: model %s recorded, not activated: %s", job_id, version, skipped)
+        else:
+            log.info("job %s: model %s active (%s)", job_id, version, metrics)
         return version
 
     def _active_model(self) -> tuple[str, Path, RBMRecommender]:

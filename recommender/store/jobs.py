@@ -5,7 +5,7 @@ Keyword-only; each takes a session (who commits: the package docstring).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Unpack
 
 from sqlalchemy import select, update
@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 
 from .engine import begin_write, execute_dml
 from .models import JobStatus, ModelVersion, TrainingJob, utcnow
-from .versions import VersionFields, add_version
+from .versions import VersionFields, active_stamp, add_version
+
+# finish_job's default: activate the job's model whatever is active now.
+ANY_ACTIVE = object()
 
 
 def open_job(session: Session, *, kind: str = "retrain") -> TrainingJob | None:
@@ -169,6 +172,7 @@ def finish_job(
     job_id: int,
     version: str,
     activate: bool = True,
+    active_at_start: tuple[str, datetime] | None | object = ANY_ACTIVE,
     **fields: Unpack[VersionFields],
 ) -> ModelVersion:
     """Record the trained model, make it active and mark the job succeeded.
@@ -177,9 +181,23 @@ def finish_job(
     running, or the new version with the job succeeded; never a half-finished switch. Raises
     ``RuntimeError`` when the job is no longer running; the caller rolls back (the version
     row written here goes with it).
+
+    ``active_at_start``: the :func:`active_stamp` read when the job started. When the active
+    model has changed since (an operator rolled back, or activated a published model, while
+    the job trained), the model is recorded but not activated: the later, explicit choice
+    stands. Its row's ``params["activation"]`` says so.
     """
     begin_write(session)
     now = utcnow()
+    if activate and active_at_start is not ANY_ACTIVE:
+        current = active_stamp(session, lock=True)
+        if current != active_at_start:
+            activate = False
+            was = active_at_start[0] if isinstance(active_at_start, tuple) else None
+            fields = {**fields, "params": {
+                **fields["params"],
+                "activation": f"skipped: the active model changed while the job trained "
+                              f"(from {was!r} to {current and current[0]!r})"}}
     model = add_version(
         session, version=version, job_id=job_id, activate=activate, now=now, **fields
     )

@@ -30,6 +30,16 @@ def active_version(session: Session) -> str | None:
     return session.scalar(select(ActiveModel.version).where(ActiveModel.id == 1))
 
 
+def active_stamp(session: Session, *, lock: bool = False) -> tuple[str, datetime] | None:
+    """``(version, activated_at)`` of the active model (None before any): it changes with
+    every activation, the same version activated again included. ``lock``: hold the row
+    until the transaction ends (PostgreSQL ``FOR UPDATE``), so that no activation commits
+    between this read and the caller's write."""
+    query = select(ActiveModel.version, ActiveModel.activated_at).where(ActiveModel.id == 1)
+    row = session.execute(query.with_for_update() if lock else query).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
 def list_models(session: Session) -> list[ModelVersion]:
     """Every model version, newest first."""
     return list(

@@ -301,6 +301,43 @@ def test_progress_over_http_covers_both_phases(make_client, settings: Settings) 
         )
 
 
+def test_a_rollback_while_a_retrain_runs_is_not_undone_by_it(make_client,
+                                                              settings: Settings) -> None:
+    """The operator activates another model while a retrain trains (its first epoch): the
+    job succeeds and its model is listed, with why it is not active, and the operator's
+    choice stays the active version (before, the job's model replaced it on finishing)."""
+    from recommender.service.jobs import JobWorker
+
+    with make_client(run_worker=False) as client:
+        post_generated_ratings(client)
+        engine, sessions = _sessions(settings.database_url)
+        try:
+            with store.unit_of_work(sessions) as session:
+                store.register_model(session, version="operator-choice", params={},
+                                     metrics={}, n_users=1, n_items=1, n_ratings=1,
+                                     training_seconds=0.0)
+            job_id = client.post("/v1/admin/retrain", json={"test_fraction": 0},
+                                 headers=ADMIN).json()["job_id"]
+
+            def rollback(epoch: int, _epochs: int, _logs) -> None:
+                if epoch == 1:
+                    with store.unit_of_work(sessions) as session:
+                        store.activate_model(session, version="operator-choice")
+
+            assert JobWorker(sessions, settings, on_epoch=rollback).run_once()
+        finally:
+            engine.dispose()
+        job = client.get(f"/v1/admin/jobs/{job_id}", headers=ADMIN).json()
+        assert job["status"] == "succeeded", job["error"]
+        models = {m["version"]: m for m in
+                  client.get("/v1/admin/models", headers=ADMIN).json()["models"]}
+        ours = models[job["model_version"]]
+        assert ours["active"] is False and models["operator-choice"]["active"] is True
+        assert ours["params"]["activation"] == (
+            "skipped: the active model changed while the job trained "
+            "(from None to 'operator-choice')")
+
+
 def test_a_held_out_part_that_is_empty_skips_the_evaluation(client: TestClient) -> None:
     post_generated_ratings(client)  # 10 ratings per user: round(10 * 0.01) = 0 held out
     response = client.post("/v1/admin/retrain", json={"test_fraction": 0.01}, headers=ADMIN)

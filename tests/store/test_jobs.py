@@ -147,6 +147,67 @@ def test_finishing_a_job_marked_failed_meanwhile_writes_nothing(
         assert (failed.status, failed.model_version) == (JobStatus.FAILED, None)
 
 
+def _finish_from(session: Session, job_id: int, version: str, start) -> None:
+    store.finish_job(session, job_id=job_id, version=version, active_at_start=start,
+                     params={"n_hidden": 8}, metrics={}, n_users=3, n_items=4, n_ratings=5,
+                     training_seconds=1.5)
+
+
+def _claimed_job(sessions: sessionmaker[Session]) -> int:
+    with store.unit_of_work(sessions) as session:
+        job, _ = store.enqueue_job(session, params={})
+        store.claim_next_job(session, worker_id="w")
+        return job.id
+
+
+def test_a_job_leaves_an_activation_made_while_it_trained(sessions: sessionmaker[Session]):
+    """An operator rolls back (or activates another model) while a job trains: the job's
+    model is recorded and the job succeeds, but the operator's choice stays active. The same
+    version activated again counts as a choice too; with no change the job's model serves."""
+    with store.unit_of_work(sessions) as session:
+        _succeeded_model(session, "v1")
+        store.register_model(session, version="v0", params={}, metrics={}, n_users=1,
+                             n_items=1, n_ratings=1, training_seconds=0.0)
+    for rolled_back_to, new in (("v0", "v2"), ("v0", "v3")):  # the second: v0 again
+        job_id = _claimed_job(sessions)
+        with sessions() as session:
+            start = store.active_stamp(session)
+        with store.unit_of_work(sessions) as session:
+            store.activate_model(session, version=rolled_back_to)
+        with store.unit_of_work(sessions) as session:
+            _finish_from(session, job_id, new, start)
+        with sessions() as session:
+            assert store.active_version(session) == rolled_back_to
+            job = store.get_job(session, job_id=job_id)
+            assert job is not None
+            assert (job.status, job.model_version) == (JobStatus.SUCCEEDED, new)
+            row = store.get_model(session, version=new)
+            assert row is not None and row.params["n_hidden"] == 8
+            assert row.params["activation"] == (
+                "skipped: the active model changed while the job trained "
+                f"(from {start[0]!r} to {rolled_back_to!r})")
+    job_id = _claimed_job(sessions)
+    with sessions() as session:
+        start = store.active_stamp(session)
+    with store.unit_of_work(sessions) as session:
+        _finish_from(session, job_id, "v4", start)
+    with sessions() as session:
+        assert store.active_version(session) == "v4"
+        row = store.get_model(session, version="v4")
+        assert row is not None and "activation" not in row.params
+
+
+def test_a_first_model_activates_when_none_was_active(sessions: sessionmaker[Session]):
+    job_id = _claimed_job(sessions)
+    with sessions() as session:
+        assert store.active_stamp(session) is None
+    with store.unit_of_work(sessions) as session:
+        _finish_from(session, job_id, "v1", None)
+    with sessions() as session:
+        stamp = store.active_stamp(session)
+        assert stamp is not None and stamp[0] == "v1"
+
+
 def test_a_duplicate_version_from_a_job_writes_nothing(sessions: sessionmaker[Session]) -> None:
     """The version row of a finishing job clashes with a published one: the job stays
     running (the worker then fails it) and the active version is unchanged."""
