@@ -175,6 +175,11 @@ class JobWorker(Poller):
 
     def _train(self, job_id: int, params: dict[str, Any], started: float) -> str:
         settings = self.settings
+        # An activation after this (an operator's rollback while the job trains) stands:
+        # finish_job then records the new model without activating it. Read first, before a
+        # warm start reads the model it continues.
+        with self._sessions() as session:
+            active_at_start = store.active_stamp(session)
         warm = bool(params.get("warm_start"))
         initial = None  # (version, artifact folder, model) of a warm start
         if warm:
@@ -195,9 +200,6 @@ class JobWorker(Poller):
             test_fraction = 0.0 if warm else settings.test_fraction
 
         with self._sessions() as session:
-            # An activation after this (an operator's rollback while the job trains) stands:
-            # finish_job then records the new model without activating it.
-            active_at_start = store.active_stamp(session)
             ratings = store.snapshot_ratings(session)
         if len(ratings) < settings.min_ratings_to_train:
             raise ValueError(
