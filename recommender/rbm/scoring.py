@@ -208,12 +208,8 @@ class ScoringMixin(EncodingMixin):
         if pool is None or blocks < 2 or self.W.device.type != "cpu":
             return [score(0, self.n_items)]
         edges = [self.n_items * i // blocks for i in range(blocks + 1)]
-        ranges = list(zip(edges, edges[1:], strict=False))
-        try:
-            rest = [pool.submit(_without_grad, score, *r) for r in ranges[1:]]
-        except RuntimeError:  # the pool was replaced meanwhile: score here
-            return [score(0, self.n_items)]
-        return [score(*ranges[0]), *(future.result() for future in rest)]
+        outs = _on_pool(pool, score, list(zip(edges, edges[1:], strict=False)))
+        return [score(0, self.n_items)] if outs is None else outs
 
     def _rated_log_odds(self, batch: Fn.SparseBatch) -> torch.Tensor:
         """(users, items) log-odds that the user rates each item, ``-inf`` where they have.
@@ -231,10 +227,11 @@ class ScoringMixin(EncodingMixin):
                                                         batch.row_of, items, w))
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
 
-    def _in_row_blocks(self, score: Callable[..., Any], batch: Fn.SparseBatch,
-                       allowed: torch.Tensor | None = None) -> Any:
-        """``score(batch, allowed)``, whose results have a row per user (a tensor or a tuple
-        of them), computed in row blocks on the scoring threads at once where
+    def _in_row_blocks(self, score: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+                       batch: Fn.SparseBatch, allowed: torch.Tensor | None = None,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``score(batch, allowed)``, whose results are two tensors with a row per user,
+        computed in row blocks on the scoring threads at once where
         ``backend.set_scoring_threads`` gave more than one (CPU only): the candidate search's
         split (its per-user candidates do not split by items).
 
@@ -252,14 +249,11 @@ class ScoringMixin(EncodingMixin):
         parts = [(batch.rows(start, stop),
                   allowed[start:stop] if allowed is not None and allowed.dim() == 2 else allowed)
                  for start, stop in zip(edges, edges[1:], strict=False)]
-        try:
-            rest = [pool.submit(_without_grad, score, *part) for part in parts[1:]]
-        except RuntimeError:  # the pool was replaced meanwhile: score here
+        outs = _on_pool(pool, score, parts)
+        if outs is None:
             return score(batch, allowed)
-        outs = [score(*parts[0]), *(future.result() for future in rest)]
-        if isinstance(outs[0], tuple):
-            return tuple(torch.cat(column) for column in zip(*outs, strict=True))
-        return torch.cat(outs)
+        values, indices = (torch.cat(column) for column in zip(*outs, strict=True))
+        return values, indices
 
     def _top_log_odds(self, batch: Fn.SparseBatch, k: int, allowed: torch.Tensor | None,
                       ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -428,6 +422,18 @@ class ScoringMixin(EncodingMixin):
         self._require_fitted()
         return torch.sigmoid(Fn.hidden_input_sparse(self._encode_entries(users_ratings), self.W,
                                                      self.b))
+
+
+def _on_pool(pool: Any, score: Callable[..., Any], parts: Sequence[tuple[Any, ...]],
+             ) -> list[Any] | None:
+    """``[score(*part) for part in parts]``, computed at once: the first part on this thread,
+    the others on the scoring pool's; None when the pool was replaced meanwhile (it refuses
+    work: the caller scores in one piece)."""
+    try:
+        rest = [pool.submit(_without_grad, score, *part) for part in parts[1:]]
+    except RuntimeError:
+        return None
+    return [score(*parts[0]), *(future.result() for future in rest)]
 
 
 def _without_grad(score: Callable[..., Any], *args: object) -> Any:
